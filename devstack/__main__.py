@@ -1,0 +1,70 @@
+"""Command line: ``python -m devstack up|down|env [--state-dir DIR]``.
+
+``up`` prints ``export NAME=value`` lines on stdout (so ``eval "$(python -m devstack up)"``
+works) and a one-line summary on stderr; failures print one line naming the component
+and its log file, and exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from devstack.stack import DEFAULT_STATE_DIR, StackError, down, env, format_env, up
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of the devstack command."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--state-dir",
+        default=DEFAULT_STATE_DIR,
+        metavar="DIR",
+        help=f"where the stack keeps its files (default: {DEFAULT_STATE_DIR}/)",
+    )
+    parser = argparse.ArgumentParser(
+        prog="python -m devstack",
+        description="Start, stop or describe Berth's local stack (slapd, TLS registry, seeded images).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    start = commands.add_parser("up", parents=[common], help="start the stack and print its environment")
+    start.add_argument(
+        "--swarm",
+        action="store_true",
+        help="also a Docker engine in Swarm mode (not implemented yet)",
+    )
+    commands.add_parser("down", parents=[common], help="stop what `up` started")
+    commands.add_parser("env", parents=[common], help="print the environment of the running stack")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command; return the process exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "up":
+            if args.swarm:
+                print("devstack: --swarm is not implemented yet", file=sys.stderr)
+                return 2
+            began = time.monotonic()
+            environment = up(args.state_dir)
+            sys.stdout.write(format_env(environment))
+            print(
+                f"devstack: up in {time.monotonic() - began:.1f}s; env in {environment['DEVSTACK_STATE_DIR']}/env",
+                file=sys.stderr,
+            )
+        elif args.command == "down":
+            down(args.state_dir)
+        else:
+            sys.stdout.write(format_env(env(args.state_dir)))
+    except StackError as exc:
+        print(f"devstack: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

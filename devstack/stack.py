@@ -1,0 +1,282 @@
+"""Bring the whole local stack up or down, and describe it as environment variables.
+
+``up`` makes (or reuses) the CA and server certificate, starts slapd and the registry on
+free loopback ports, seeds the registry, writes ``DIR/env`` and returns the environment.
+A second ``up`` while everything still runs changes nothing and returns the same
+environment; if something died, the stack is stopped and started afresh (same secrets and
+CA, possibly new ports). ``down`` stops exactly the processes ``up`` recorded.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import secrets
+import shlex
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from devstack import ldap, procs, registry, seed, tls
+from devstack.ports import LOOPBACK, free_ports
+
+COMPONENTS = ("slapd", "registry")  # start order; stopped in reverse
+DEFAULT_STATE_DIR = ".devstack"
+_PORT_ATTEMPTS = 3
+
+
+class StackError(RuntimeError):
+    """A component failed; ``str()`` is one line naming it and its log file."""
+
+    def __init__(self, component: str, reason: str, log: Path | str | None = None) -> None:
+        self.component = component
+        self.reason = reason
+        self.log = str(log) if log else None
+        where = f" (log: {self.log})" if self.log else ""
+        super().__init__(f"{component}: {reason}{where}")
+
+
+class _Paths:
+    """Where everything lives under one state directory."""
+
+    def __init__(self, state_dir: Path | str) -> None:
+        self.root = Path(state_dir).expanduser().resolve()
+        self.ca_dir = self.root / "ca"
+        self.ca_cert = self.ca_dir / "ca.crt"
+        self.ca_key = self.ca_dir / "ca.key"
+        self.tls_dir = self.root / "tls"
+        self.server_cert = self.tls_dir / "server.crt"
+        self.server_key = self.tls_dir / "server.key"
+        self.ldap_dir = self.root / "ldap"
+        self.registry_dir = self.root / "registry"
+        self.registry_data = self.registry_dir / "data"
+        self.berth_dir = self.root / "berth"
+        self.logs = self.root / "logs"
+        self.secrets = self.root / "secrets.json"
+        self.state = self.root / "state.json"
+        self.env_file = self.root / "env"
+        self.lock = self.root / ".lock"
+
+    def log(self, component: str) -> Path:
+        return self.logs / f"{component}.log"
+
+
+@contextmanager
+def _locked(paths: _Paths) -> Iterator[None]:
+    """Serialize ``up``/``down`` on one state directory."""
+    paths.root.mkdir(parents=True, exist_ok=True)
+    with open(paths.lock, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def _secrets(paths: _Paths) -> dict[str, str]:
+    """Load the stack's secrets, generating (once) any that are missing."""
+    try:
+        values = json.loads(paths.secrets.read_text())
+    except (OSError, ValueError):
+        values = {}
+    wanted = {
+        "secret_key": lambda: secrets.token_urlsafe(48),
+        "ldap_root_password": lambda: secrets.token_urlsafe(24),
+        "ldap_service_password": lambda: secrets.token_urlsafe(24),
+    }
+    changed = False
+    for name, make in wanted.items():
+        if not isinstance(values.get(name), str) or not values[name]:
+            values[name] = make()
+            changed = True
+    if changed:
+        _write_private(paths.secrets, json.dumps(values, indent=2) + "\n")
+    return values
+
+
+def _ensure_tls(paths: _Paths) -> None:
+    """Make the CA unless both its files exist; issue the server certificate when needed."""
+    if not (paths.ca_cert.is_file() and paths.ca_key.is_file()):
+        tls.make_ca(paths.ca_cert, paths.ca_key)
+    if not (paths.server_key.is_file() and tls.server_cert_usable(paths.server_cert, paths.ca_cert)):
+        tls.issue_server_cert(paths.ca_cert, paths.ca_key, paths.server_cert, paths.server_key)
+
+
+def _environment(paths: _Paths, ports: dict[str, int], values: dict[str, str]) -> dict[str, str]:
+    return {
+        "BERTH_SECRET_KEY": values["secret_key"],
+        "BERTH_DATA_DIR": str(paths.berth_dir),
+        "BERTH_REGISTRY_URL": f"https://{LOOPBACK}:{ports['registry']}",
+        "BERTH_REGISTRY_CA": str(paths.ca_cert),
+        "BERTH_LDAP_URL": f"ldap://{LOOPBACK}:{ports['ldap']}",
+        "BERTH_LDAP_CA": str(paths.ca_cert),
+        "BERTH_LDAP_BIND_DN": ldap.SERVICE_DN,
+        "BERTH_LDAP_BIND_PASSWORD": values["ldap_service_password"],
+        "BERTH_LDAP_USER_BASE": ldap.PEOPLE_BASE,
+        "BERTH_LDAP_USER_FILTER": ldap.USER_FILTER,
+        "BERTH_LDAP_GROUP_BASE": ldap.GROUP_BASE,
+        "BERTH_LDAP_ADMIN_GROUP": ldap.ADMIN_GROUP,
+        "BERTH_LDAP_OPS_GROUP": ldap.OPS_GROUP,
+        "BERTH_NFS_PATH": str(paths.registry_data),
+        "DEVSTACK_LDAPS_URL": f"ldaps://{LOOPBACK}:{ports['ldaps']}",
+        "DEVSTACK_LDAP_ROOT_DN": ldap.ROOT_DN,
+        "DEVSTACK_LDAP_ROOT_PASSWORD": values["ldap_root_password"],
+        "DEVSTACK_STATE_DIR": str(paths.root),
+    }
+
+
+def format_env(environment: dict[str, str]) -> str:
+    """Return ``export NAME=value`` lines, values shell-quoted."""
+    return "".join(f"export {name}={shlex.quote(value)}\n" for name, value in environment.items())
+
+
+def _running_env(paths: _Paths) -> dict[str, str] | None:
+    """Return the recorded environment if every component is still the process we started."""
+    for name in COMPONENTS:
+        record = procs.load(paths.root, name)
+        if record is None or not procs.is_running(record):
+            return None
+    try:
+        state = json.loads(paths.state.read_text())
+        return dict(state["env"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _port_taken(record: procs.ProcRecord) -> bool:
+    return "address already in use" in procs.log_tail(record.log, 5).lower()
+
+
+def _start_slapd(paths: _Paths, values: dict[str, str]) -> dict[str, int]:
+    try:
+        conf = ldap.prepare(
+            paths.ldap_dir,
+            values["ldap_root_password"],
+            values["ldap_service_password"],
+            paths.ca_cert,
+            paths.server_cert,
+            paths.server_key,
+        )
+    except (ldap.LdapError, OSError) as exc:
+        raise StackError("slapd", f"cannot prepare the directory: {exc}", paths.ldap_dir / "slapadd.log") from exc
+    for attempt in range(_PORT_ATTEMPTS):
+        ldap_port, ldaps_port = free_ports(2)
+        record = ldap.start(paths.root, conf, ldap_port, ldaps_port, paths.log("slapd"))
+        try:
+            ldap.wait_ready(record, ldap_port, ldaps_port, paths.ca_cert, values["ldap_service_password"])
+            return {"ldap": ldap_port, "ldaps": ldaps_port}
+        except ldap.LdapError as exc:
+            procs.stop(paths.root, "slapd")
+            if attempt + 1 < _PORT_ATTEMPTS and _port_taken(record):
+                continue
+            raise StackError("slapd", f"failed to start: {exc}", record.log) from exc
+    raise AssertionError("unreachable")
+
+
+def _start_registry(paths: _Paths) -> int:
+    log = paths.log("registry")
+    for attempt in range(_PORT_ATTEMPTS):
+        (port,) = free_ports(1)
+        try:
+            config = registry.prepare(paths.registry_dir, port, paths.server_cert, paths.server_key, log)
+        except OSError as exc:
+            raise StackError("registry", f"cannot write its configuration: {exc}", log) from exc
+        record = registry.start(paths.root, config, log)
+        try:
+            registry.wait_ready(record, f"https://{LOOPBACK}:{port}", paths.ca_cert)
+            return port
+        except registry.RegistryError as exc:
+            procs.stop(paths.root, "registry")
+            if attempt + 1 < _PORT_ATTEMPTS and _port_taken(record):
+                continue
+            raise StackError("registry", f"failed to start: {exc}", log) from exc
+    raise AssertionError("unreachable")
+
+
+def _check_binaries() -> None:
+    for component, binary in (
+        ("slapd", ldap.SLAPD),
+        ("slapd", ldap.SLAPADD),
+        ("registry", registry.REGISTRY),
+    ):
+        if not os.access(binary, os.X_OK):
+            raise StackError(component, f"{binary} is not installed (Debian packages slapd, docker-registry)")
+
+
+def up(state_dir: Path | str = DEFAULT_STATE_DIR) -> dict[str, str]:
+    """Start the stack under ``state_dir`` (or find it running) and return its environment.
+
+    Raises :class:`StackError` after stopping whatever it started if a component fails.
+    """
+    paths = _Paths(state_dir)
+    with _locked(paths):
+        running = _running_env(paths)
+        if running is not None:
+            return running
+        _stop_all(paths)  # whatever is left of a half-dead stack
+        _check_binaries()
+        try:
+            for directory in (paths.berth_dir, paths.logs, paths.tls_dir, paths.ca_dir):
+                directory.mkdir(parents=True, exist_ok=True)
+            paths.ca_dir.chmod(0o700)
+            values = _secrets(paths)
+            try:
+                _ensure_tls(paths)
+            except Exception as exc:
+                raise StackError("tls", f"cannot make the CA or server certificate: {exc}") from exc
+            ports = _start_slapd(paths, values)
+            ports["registry"] = _start_registry(paths)
+            environment = _environment(paths, ports, values)
+            try:
+                seed.seed_demo(environment["BERTH_REGISTRY_URL"], str(paths.ca_cert))
+            except Exception as exc:
+                raise StackError("seed", f"pushing the demo images failed: {exc}", paths.log("registry")) from exc
+        except BaseException:
+            _stop_all(paths)
+            raise
+        paths.state.write_text(json.dumps({"ports": ports, "env": environment}, indent=2) + "\n")
+        _write_private(paths.env_file, format_env(environment))
+        return environment
+
+
+def _stop_all(paths: _Paths) -> None:
+    recorded = [record.name for record in procs.load_all(paths.root)]
+    order = [name for name in reversed(COMPONENTS) if name in recorded]
+    order += [name for name in recorded if name not in order]
+    for name in order:
+        procs.stop(paths.root, name)
+
+
+def down(state_dir: Path | str = DEFAULT_STATE_DIR) -> None:
+    """Stop what ``up`` started under ``state_dir``; quiet if nothing runs or the dir is absent.
+
+    Data (CA, secrets, registry storage) stays, so the next ``up`` reuses it.
+    """
+    paths = _Paths(state_dir)
+    if not paths.root.is_dir():
+        return
+    with _locked(paths):
+        _stop_all(paths)
+        paths.state.unlink(missing_ok=True)
+
+
+def env(state_dir: Path | str = DEFAULT_STATE_DIR) -> dict[str, str]:
+    """Return the environment of the running stack under ``state_dir``.
+
+    Raises :class:`StackError` if it is not (fully) running.
+    """
+    paths = _Paths(state_dir)
+    running = _running_env(paths) if paths.root.is_dir() else None
+    if running is None:
+        raise StackError("env", f"not running under {paths.root}; run `python -m devstack up`")
+    return running
