@@ -1,0 +1,65 @@
+# Berth: `make demo` runs it on the local stack, `make test` runs every test.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STATE := .devstack
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PACKAGES := slapd ldap-utils docker-registry docker.io skopeo chromium
+PYTEST_ARGS ?=
+
+.PHONY: help deps system-deps demo test unit lint bench stack-up stack-down clean
+
+help:
+	@echo "make demo   - run Berth on the local stack at http://127.0.0.1:8000"
+	@echo "make test   - install what is missing, then run every test against the real stack"
+	@echo "make lint   - ruff"
+	@echo "make bench  - benchmarks (ratios against the raw registry)"
+
+deps: system-deps $(VENV)/.installed
+
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+demo: deps
+	@$(PY) -m devstack up --state-dir $(STATE) >/dev/null
+	@set -a; source $(STATE)/env; set +a; \
+	trap '$(PY) -m devstack down --state-dir $(STATE)' EXIT; \
+	echo; echo "  Berth: http://127.0.0.1:8000"; \
+	echo "  Log in as alice / alice-pw (admin), olivia / olivia-pw (ops), dave / dave-pw (developer)."; \
+	echo "  Ctrl-C stops Berth and the local stack."; echo; \
+	$(VENV)/bin/gunicorn --config gunicorn.conf.py --bind 127.0.0.1:8000 app:app
+
+test: deps
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+unit: deps
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+lint: deps
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench: deps
+	@echo "Benchmarks arrive with the catalog issue."
+
+stack-up: deps
+	$(PY) -m devstack up --state-dir $(STATE)
+
+stack-down:
+	$(PY) -m devstack down --state-dir $(STATE)
+
+clean: stack-down
+	rm -rf $(VENV) instance .pytest_cache

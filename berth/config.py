@@ -1,0 +1,240 @@
+"""Settings from ``BERTH_*`` environment variables, validated once at start.
+
+Every secret can also come from ``NAME_FILE`` (Docker-secret style). A wrong or
+missing setting raises :class:`SettingError` naming it; ``app.py`` turns that into
+one line on stderr instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from berth.errors import SettingError
+
+SECRET_NAMES = ("BERTH_SECRET_KEY", "BERTH_LDAP_BIND_PASSWORD", "BERTH_REGISTRY_PASSWORD")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything Berth needs to know about its surroundings."""
+
+    secret_key: str
+    ldap_url: str
+    ldap_user_base: str
+    ldap_group_base: str
+    ldap_admin_group: str
+    ldap_ops_group: str
+    data_dir: Path = Path("instance")
+    registry_url: str = "https://127.0.0.1:5000"
+    registry_ca: Path | None = None
+    registry_username: str | None = None
+    registry_password: str | None = None
+    ldap_start_tls: bool = False
+    ldap_ca: Path | None = None
+    ldap_bind_dn: str | None = None
+    ldap_bind_password: str | None = None
+    ldap_user_filter: str = "(uid={username})"
+    ldap_timeout: float = 5.0
+    nfs_path: Path = Path("/var/lib/registry")
+    docker_host: str | None = None
+    swarm_service: str = "registry"
+    registry_image: str = "registry:2"
+    registry_hostnames: tuple[str, ...] = ()
+    cert_days: int = 90
+    ca_dir: Path | None = None
+    debug: bool = False
+    secure_cookies: bool = False
+    trusted_proxies: int = 0
+    cache_ttl: float = 30.0
+    fetch_workers: int = 16
+    registry_timeout: float = 10.0
+    session_lifetime: int = 12 * 3600
+    session_recheck: int = 300
+    login_max_failures: int = 5
+    login_address_max_failures: int = 20
+    login_window: int = 900
+
+    def __post_init__(self) -> None:
+        if self.ca_dir is None:
+            object.__setattr__(self, "ca_dir", self.data_dir / "ca")
+        if not self.registry_hostnames:
+            host = urlsplit(self.registry_url).hostname or "localhost"
+            object.__setattr__(self, "registry_hostnames", (host,))
+
+    @property
+    def registry_host(self) -> str:
+        """``HOST:PORT`` of the registry, as Docker clients name it."""
+        parts = urlsplit(self.registry_url)
+        return parts.netloc
+
+    @property
+    def database_path(self) -> Path:
+        """The SQLite file holding audit log, sessions, jobs and caches."""
+        return self.data_dir / "berth.sqlite3"
+
+    def replace(self, **changes: object) -> Settings:
+        """A copy with some fields changed (handy in tests)."""
+        return dataclasses.replace(self, **changes)
+
+    def __repr__(self) -> str:
+        shown = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in {"secret_key", "ldap_bind_password", "registry_password"} and value:
+                value = "***"
+            shown.append(f"{f.name}={value!r}")
+        return f"Settings({', '.join(shown)})"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate every setting; raise SettingError naming the first bad one."""
+        env = _Env(os.environ if environ is None else environ)
+        debug = env.flag("BERTH_DEBUG", False)
+        secret_key = env.secret("BERTH_SECRET_KEY")
+        if not secret_key:
+            if not debug:
+                raise SettingError("BERTH_SECRET_KEY", "is required (set BERTH_DEBUG=1 for a throw-away key)")
+            secret_key = secrets.token_hex(32)
+        elif len(secret_key) < 16:
+            raise SettingError("BERTH_SECRET_KEY", "must be at least 16 characters")
+        data_dir = Path(env.get("BERTH_DATA_DIR") or "instance").absolute()
+        registry_url = env.url("BERTH_REGISTRY_URL", "https://127.0.0.1:5000", ("https", "http"))
+        ca_dir = Path(env.get("BERTH_CA_DIR") or data_dir / "ca").absolute()
+        ldap_url = env.url("BERTH_LDAP_URL", None, ("ldap", "ldaps"))
+        user_filter = env.get("BERTH_LDAP_USER_FILTER") or "(uid={username})"
+        if "{username}" not in user_filter or not user_filter.startswith("("):
+            raise SettingError("BERTH_LDAP_USER_FILTER", "must be an LDAP filter containing {username}")
+        hostnames = tuple(h.strip() for h in (env.get("BERTH_REGISTRY_HOSTNAME") or "").split(",") if h.strip())
+        return cls(
+            secret_key=secret_key,
+            debug=debug,
+            data_dir=data_dir,
+            registry_url=registry_url.rstrip("/"),
+            registry_ca=env.path("BERTH_REGISTRY_CA") or _default_registry_ca(ca_dir, registry_url),
+            registry_username=env.get("BERTH_REGISTRY_USERNAME") or None,
+            registry_password=env.secret("BERTH_REGISTRY_PASSWORD"),
+            ldap_url=ldap_url,
+            ldap_start_tls=env.flag("BERTH_LDAP_START_TLS", False),
+            ldap_ca=env.path("BERTH_LDAP_CA"),
+            ldap_bind_dn=env.get("BERTH_LDAP_BIND_DN") or None,
+            ldap_bind_password=env.secret("BERTH_LDAP_BIND_PASSWORD"),
+            ldap_user_base=env.required("BERTH_LDAP_USER_BASE"),
+            ldap_user_filter=user_filter,
+            ldap_group_base=env.required("BERTH_LDAP_GROUP_BASE"),
+            ldap_admin_group=env.required("BERTH_LDAP_ADMIN_GROUP"),
+            ldap_ops_group=env.required("BERTH_LDAP_OPS_GROUP"),
+            ldap_timeout=env.number("BERTH_LDAP_TIMEOUT", 5.0, float),
+            nfs_path=Path(env.get("BERTH_NFS_PATH") or "/var/lib/registry"),
+            docker_host=env.get("DOCKER_HOST") or None,
+            swarm_service=env.get("BERTH_SWARM_SERVICE") or "registry",
+            registry_image=env.get("BERTH_REGISTRY_IMAGE") or "registry:2",
+            registry_hostnames=hostnames,
+            cert_days=env.number("BERTH_CERT_DAYS", 90, int),
+            ca_dir=ca_dir,
+            secure_cookies=env.flag("BERTH_SECURE_COOKIES", False),
+            trusted_proxies=env.count("BERTH_TRUSTED_PROXIES", 0),
+            cache_ttl=env.number("BERTH_CACHE_TTL", 30.0, float),
+            fetch_workers=env.number("BERTH_FETCH_WORKERS", 16, int),
+            registry_timeout=env.number("BERTH_REGISTRY_TIMEOUT", 10.0, float),
+            session_lifetime=env.number("BERTH_SESSION_LIFETIME", 12 * 3600, int),
+            session_recheck=env.number("BERTH_SESSION_RECHECK", 300, int),
+            login_max_failures=env.number("BERTH_LOGIN_MAX_FAILURES", 5, int),
+            login_address_max_failures=env.number("BERTH_LOGIN_ADDRESS_MAX_FAILURES", 20, int),
+            login_window=env.number("BERTH_LOGIN_WINDOW", 900, int),
+        )
+
+
+def _default_registry_ca(ca_dir: Path, registry_url: str) -> Path | None:
+    """Berth's own CA if it has one, else what Docker on this host trusts, else None."""
+    candidates = [ca_dir / "ca.crt", Path("/etc/docker/certs.d") / urlsplit(registry_url).netloc / "ca.crt"]
+    return next((p for p in candidates if p.is_file()), None)
+
+
+class _Env:
+    """Typed, validating reads from an environment mapping."""
+
+    def __init__(self, environ: Mapping[str, str]):
+        self._environ = environ
+
+    def get(self, name: str) -> str | None:
+        value = self._environ.get(name)
+        return value.strip() if value is not None else None
+
+    def required(self, name: str) -> str:
+        value = self.get(name)
+        if not value:
+            raise SettingError(name, "is required")
+        return value
+
+    def secret(self, name: str) -> str | None:
+        """``NAME`` or the contents of the file ``NAME_FILE`` (newline stripped), never both."""
+        direct = self._environ.get(name)
+        file_name = self._environ.get(f"{name}_FILE")
+        if direct and file_name:
+            raise SettingError(name, f"set either {name} or {name}_FILE, not both")
+        if file_name:
+            try:
+                return Path(file_name).read_text().rstrip("\r\n") or None
+            except OSError as exc:
+                raise SettingError(f"{name}_FILE", f"cannot read {file_name}: {exc.strerror}") from None
+        return direct or None
+
+    def flag(self, name: str, default: bool) -> bool:
+        value = self.get(name)
+        if value is None:
+            return default
+        if value.lower() in _TRUE:
+            return True
+        if value.lower() in _FALSE:
+            return False
+        raise SettingError(name, f"must be true or false, not {value!r}")
+
+    def number(self, name: str, default, kind):
+        value = self.get(name)
+        if not value:
+            return default
+        try:
+            number = kind(value)
+        except ValueError:
+            raise SettingError(name, f"must be a {kind.__name__}, not {value!r}") from None
+        if number <= 0:
+            raise SettingError(name, "must be positive")
+        return number
+
+    def count(self, name: str, default: int) -> int:
+        value = self.get(name)
+        if not value:
+            return default
+        if not value.isdigit():
+            raise SettingError(name, f"must be a whole number, not {value!r}")
+        return int(value)
+
+    def path(self, name: str) -> Path | None:
+        value = self.get(name)
+        if not value:
+            return None
+        path = Path(value)
+        if not path.is_file():
+            raise SettingError(name, f"{value} is not a readable file")
+        return path
+
+    def url(self, name: str, default: str | None, schemes: tuple[str, ...]) -> str:
+        value = self.get(name) or default
+        if not value:
+            raise SettingError(name, "is required")
+        parts = urlsplit(value)
+        if parts.scheme not in schemes or not parts.hostname:
+            raise SettingError(name, f"must be a {' or '.join(s + '://' for s in schemes)} URL, not {value!r}")
+        try:
+            _ = parts.port  # urlsplit validates the port only when asked
+        except ValueError:
+            raise SettingError(name, f"has an invalid port: {value!r}") from None
+        return value

@@ -1,0 +1,71 @@
+"""The SQLite database under BERTH_DATA_DIR: one file shared by every gunicorn worker.
+
+A connection is opened per unit of work (cheap for SQLite) so threads and forked
+workers never share one; WAL mode lets readers run while a writer commits.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    action TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    username TEXT NOT NULL,
+    address TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS audit_login_user ON audit (action, username, at);
+CREATE INDEX IF NOT EXISTS audit_login_address ON audit (action, address, at);
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    username TEXT NOT NULL,
+    dn TEXT NOT NULL,
+    display_name TEXT NOT NULL,
+    role INTEGER NOT NULL,
+    address TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    checked_at REAL NOT NULL
+);
+"""
+
+
+class Database:
+    """Opens short-lived connections to one SQLite file and keeps its schema current."""
+
+    def __init__(self, path: Path, timeout: float = 10.0):
+        self.path = Path(path)
+        self.timeout = timeout
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.add_schema(SCHEMA)
+
+    @contextmanager
+    def connect(self) -> Iterator[sqlite3.Connection]:
+        """A connection that commits on success and rolls back on error."""
+        conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        try:
+            conn.execute("BEGIN")
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        finally:
+            conn.close()
+
+    def add_schema(self, ddl: str) -> None:
+        """Create the tables another module owns, if they are missing."""
+        conn = sqlite3.connect(self.path, timeout=self.timeout)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript(ddl)
+        finally:
+            conn.close()

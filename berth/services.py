@@ -1,0 +1,57 @@
+"""Builds Berth's long-lived services from Settings (the web layer keeps one set)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from berth.audit import AuditLog
+from berth.config import Settings
+from berth.db import Database
+from berth.directory import Directory
+from berth.login import BasicAuthCache, LoginService
+from berth.sessions import SessionStore
+from berth.throttle import LoginThrottle
+
+
+@dataclass
+class Services:
+    """The objects every request may need, built once per process."""
+
+    settings: Settings
+    db: Database
+    audit: AuditLog
+    directory: Directory
+    login: LoginService
+    sessions: SessionStore
+    basic_auth_cache: BasicAuthCache
+
+
+def build_services(settings: Settings) -> Services:
+    """Wire the domain objects together for these settings."""
+    db = Database(settings.database_path)
+    audit = AuditLog(db)
+    directory = Directory(
+        settings.ldap_url,
+        settings.ldap_user_base,
+        settings.ldap_group_base,
+        settings.ldap_admin_group,
+        settings.ldap_ops_group,
+        user_filter=settings.ldap_user_filter,
+        bind_dn=settings.ldap_bind_dn,
+        bind_password=settings.ldap_bind_password,
+        start_tls=settings.ldap_start_tls,
+        ca_file=settings.ldap_ca,
+        timeout=settings.ldap_timeout,
+    )
+    throttle = LoginThrottle(
+        db, settings.login_max_failures, settings.login_address_max_failures, settings.login_window
+    )
+    return Services(
+        settings=settings,
+        db=db,
+        audit=audit,
+        directory=directory,
+        login=LoginService(directory, throttle, audit),
+        sessions=SessionStore(db, settings.session_lifetime),
+        basic_auth_cache=BasicAuthCache(settings.secret_key),
+    )

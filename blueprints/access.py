@@ -1,0 +1,166 @@
+"""Who is asking and what they may see: login sessions, HTTP Basic for the API, roles.
+
+Access is deny-by-default: every view declares ``@requires(Role.X)`` or ``@public``,
+and a view that declares nothing answers 403 to everyone.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from flask import Flask, abort, current_app, g, redirect, request, url_for
+from flask_login import LoginManager, UserMixin, current_user
+
+from berth.directory import UserGone
+from berth.errors import BerthError, DirectoryUnavailable
+from berth.roles import Role
+from berth.sessions import SessionRecord
+from blueprints import services
+
+log = logging.getLogger(__name__)
+
+PUBLIC = "public"
+
+
+class WebUser(UserMixin):
+    """The logged-in user of this request, from a session or from API credentials."""
+
+    def __init__(self, username: str, display_name: str, role: Role, session_id: str | None = None):
+        self.username = username
+        self.display_name = display_name
+        self.role = role
+        self.session_id = session_id
+
+    def get_id(self) -> str | None:
+        return self.session_id
+
+    def can(self, role: Role) -> bool:
+        """Whether this user holds ``role`` or a higher one."""
+        return self.role >= role
+
+
+def requires(role: Role) -> Callable:
+    """Mark a view as needing at least ``role``; checked before the view runs."""
+
+    def mark(view: Callable) -> Callable:
+        view.berth_access = role
+        return view
+
+    return mark
+
+
+def public(view: Callable) -> Callable:
+    """Mark a view as open to anyone, logged in or not."""
+    view.berth_access = PUBLIC
+    return view
+
+
+def client_address() -> str:
+    """The client's address (ProxyFix, when configured, has already applied X-Forwarded-For)."""
+    return request.remote_addr or "unknown"
+
+
+def is_api_request() -> bool:
+    """Whether this request is for the JSON API."""
+    return request.path.startswith("/api/")
+
+
+def init_app(app: Flask) -> None:
+    """Install Flask-Login and the role check that runs before every view."""
+    manager = LoginManager(app)
+    manager.session_protection = None  # sessions are server-side and revocable
+    manager.user_loader(_load_session_user)
+    manager.request_loader(_load_api_user)
+    app.before_request(_enforce_access)
+
+
+def _load_session_user(session_id: str) -> WebUser | None:
+    record = services().sessions.get(session_id)
+    if record is None:
+        return None
+    record = _recheck(record)
+    if record is None:
+        return None
+    return WebUser(record.username, record.display_name, record.role, record.id)
+
+
+def _recheck(record: SessionRecord) -> SessionRecord | None:
+    """Re-read the user's role from the directory when the last look is stale."""
+    svc = services()
+    if time.time() - record.checked_at < svc.settings.session_recheck:
+        return record
+    try:
+        user = svc.directory.lookup(record.username)
+    except UserGone:
+        log.info("session of %s ended: user no longer in the directory", record.username)
+        svc.sessions.end(record.id)
+        svc.audit.record("session", "ended", record.username, record.address, "user left the directory")
+        return None
+    except DirectoryUnavailable:
+        return record  # keep browsing while the directory is down; check again next time
+    if user.role != record.role:
+        svc.audit.record(
+            "session", "role-changed", record.username, record.address, f"{record.role.label} -> {user.role.label}"
+        )
+    svc.sessions.refresh(record.id, user.display_name, user.role)
+    return SessionRecord(
+        record.id,
+        record.username,
+        record.dn,
+        user.display_name,
+        user.role,
+        record.address,
+        record.created_at,
+        time.time(),
+    )
+
+
+def _load_api_user(req) -> WebUser | None:
+    """HTTP Basic on /api/: the same directory login and throttling as the form."""
+    auth = req.authorization
+    if not req.path.startswith("/api/") or auth is None or auth.type != "basic":
+        return None
+    username, password = auth.username or "", auth.password or ""
+    svc = services()
+    user = svc.basic_auth_cache.get(username, password)
+    if user is None:
+        try:
+            user = svc.login.login(username, password, client_address(), channel="api")
+        except BerthError as exc:
+            g.api_auth_error = exc
+            return None
+        svc.basic_auth_cache.put(username, password, user)
+    return WebUser(user.username, user.display_name, user.role)
+
+
+def _enforce_access():
+    if request.endpoint in (None, "static"):
+        return None  # no route (the 404 handler answers) or a static file
+    view = current_app.view_functions.get(request.endpoint)
+    required = getattr(view, "berth_access", None)
+    if required == PUBLIC:
+        return None
+    if required is None:
+        log.error("view %s declares no access rule; refusing", request.endpoint)
+        abort(403)
+    if not current_user.is_authenticated:
+        return _ask_to_log_in()
+    if not current_user.can(required):
+        abort(403, description=f"This page needs the {required.label} role; you are {current_user.role.label}.")
+    return None
+
+
+def _ask_to_log_in():
+    error = g.pop("api_auth_error", None)
+    if error is not None:
+        raise error
+    if is_api_request():
+        abort(401)
+    login_url = url_for("auth.login", next=request.full_path.rstrip("?"))
+    if request.headers.get("HX-Request") == "true":
+        response = redirect(login_url)
+        response.headers["HX-Redirect"] = login_url
+        return response
+    return redirect(login_url)

@@ -1,0 +1,38 @@
+"""The overview page, the audit log page and the unauthenticated liveness check."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, render_template, request
+
+from berth.roles import Role
+from blueprints import services
+from blueprints.access import public, requires
+
+bp = Blueprint("main", __name__)
+
+AUDIT_PAGE = 100
+
+
+@bp.route("/")
+@requires(Role.DEVELOPER)
+def overview():
+    """Where everyone lands: what Berth watches and where to go next."""
+    return render_template("overview.html")
+
+
+@bp.route("/audit")
+@requires(Role.ADMIN)
+def audit():
+    """Logins, logouts and jobs, newest first."""
+    before = request.args.get("before", type=int)
+    entries = services().audit.recent(AUDIT_PAGE + 1, before)
+    more = len(entries) > AUDIT_PAGE
+    entries = entries[:AUDIT_PAGE]
+    return render_template("audit.html", entries=entries, older=entries[-1].id if more else None)
+
+
+@bp.route("/healthz")
+@public
+def healthz():
+    """Liveness for Docker's HEALTHCHECK and load balancers: the process answers."""
+    return jsonify(status="ok")

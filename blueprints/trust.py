@@ -1,0 +1,45 @@
+"""How to trust the registry's CA, and the CA certificate itself (public)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, render_template
+
+from berth.certs import read_certificate
+from berth.errors import NotFound
+from berth.roles import Role
+from blueprints import services
+from blueprints.access import public, requires
+
+bp = Blueprint("trust", __name__)
+
+
+def current_ca_path():
+    """The CA clients should trust: Berth's own, else the one it verifies the registry with."""
+    settings = services().settings
+    own = settings.ca_dir / "ca.crt"
+    if own.is_file():
+        return own
+    if settings.registry_ca and settings.registry_ca.is_file():
+        return settings.registry_ca
+    raise NotFound("Berth holds no CA certificate yet; an admin can create one with the setup job.")
+
+
+@bp.route("/trust")
+@requires(Role.DEVELOPER)
+def trust():
+    """Per-OS steps to trust the registry's CA."""
+    settings = services().settings
+    ca = read_certificate(current_ca_path())
+    return render_template("trust.html", ca=ca, host=settings.registry_host, registry_url=settings.registry_url)
+
+
+@bp.route("/ca.crt")
+@public
+def ca_certificate():
+    """The CA certificate in PEM, for `curl -o ca.crt`."""
+    ca = read_certificate(current_ca_path())
+    return Response(
+        ca.pem,
+        mimetype="application/x-pem-file",
+        headers={"Content-Disposition": 'attachment; filename="ca.crt"', "Cache-Control": "public, max-age=300"},
+    )
