@@ -1,0 +1,456 @@
+"""Registry HTTP API v2 client: TLS against the configured CA, pagination, auth, typed errors.
+
+One pooled ``requests.Session`` per client. TLS is always verified (against
+``ca_bundle``, or the system store when None). ``trust_env`` is off, so proxy and
+``REQUESTS_CA_BUNDLE`` variables cannot silently replace the configured CA.
+Redirects and ``Link`` headers are followed only within the registry's own origin;
+bodies are read up to a bound, so a registry answering nonsense cannot exhaust memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit
+
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+
+from berth.errors import BadUpstreamResponse, NotFound, Unauthorized, UpstreamUnavailable
+from berth.registry_auth import Challenge, TokenCache, parse_challenge
+
+log = logging.getLogger(__name__)
+
+ACCEPT_MANIFESTS = ", ".join(
+    [
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    ]
+)
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # Distribution refuses larger manifests itself
+MAX_BLOB_BYTES = 8 * 1024 * 1024  # image configs; layers are never fetched
+MAX_LIST_BYTES = 16 * 1024 * 1024  # one page of _catalog or tags/list
+MAX_PAGES = 100_000
+MAX_REDIRECTS = 3
+
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+NAME_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
+TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$|^sha512:[a-f0-9]{128}$")
+
+
+@dataclass(frozen=True)
+class Ping:
+    """The answer to ``GET /v2/``."""
+
+    latency_seconds: float
+    api_version: str | None
+
+
+@dataclass(frozen=True)
+class ManifestRef:
+    """What a tag or digest points at, from a HEAD request."""
+
+    digest: str
+    media_type: str
+    size: int
+
+
+@dataclass(frozen=True)
+class RawDocument:
+    """A manifest as the registry served it."""
+
+    digest: str
+    media_type: str
+    data: bytes
+
+
+def check_name(name: str) -> str:
+    """``name`` if it is a valid repository name, else NotFound (nothing to look up)."""
+    if len(name) > 255 or not NAME_RE.match(name):
+        raise NotFound(f"{name[:80]!r} is not a valid repository name.")
+    return name
+
+
+def check_reference(reference: str) -> str:
+    """``reference`` if it is a valid tag or digest, else NotFound."""
+    if not (TAG_RE.match(reference) or DIGEST_RE.match(reference)):
+        raise NotFound(f"{reference[:80]!r} is not a valid tag or digest.")
+    return reference
+
+
+def is_digest(reference: str) -> bool:
+    """Whether ``reference`` names content (a digest) rather than a tag."""
+    return ":" in reference
+
+
+class RegistryClient:
+    """Talks to one Distribution registry."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        ca_bundle: Path | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        timeout: float = 10.0,
+        connect_timeout: float = 3.05,
+        pool_size: int = 20,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self.name = urlsplit(self.base_url).netloc
+        self._origin = _origin(self.base_url)
+        self._ca_bundle = ca_bundle
+        self._credentials = (username, password or "") if username else None
+        self._timeout = (connect_timeout, timeout)
+        self._tokens = TokenCache()
+        self._challenge: Challenge | None = None
+        self._lock = threading.Lock()
+        self.requests_made = 0
+        self.session = requests.Session()
+        self.session.trust_env = False
+        self.session.verify = str(ca_bundle) if ca_bundle else True
+        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size, max_retries=0)
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+        self.session.headers["User-Agent"] = "berth"
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self.session.close()
+
+    # --- the API -----------------------------------------------------------------
+
+    def ping(self) -> Ping:
+        """``GET /v2/``: is the registry up and speaking API v2."""
+        started = time.perf_counter()
+        response = self._request("GET", "/v2/", scope=None, limit=64 * 1024)
+        return Ping(time.perf_counter() - started, response.headers.get("Docker-Distribution-API-Version"))
+
+    def catalog(self, page_size: int = 1000) -> list[str]:
+        """Every repository name, following ``Link`` to the last page."""
+        try:
+            return self._paged(f"/v2/_catalog?n={page_size}", "repositories", "registry:catalog:*")
+        except _PageSizeRefused:
+            return self._paged("/v2/_catalog?n=100", "repositories", "registry:catalog:*")
+
+    def tags(self, name: str) -> list[str]:
+        """Every tag of repository ``name`` (empty when it has none)."""
+        check_name(name)
+        path = f"/v2/{name}/tags/list?n=1000"
+        try:
+            return self._paged(path, "tags", f"repository:{name}:pull", what=f"repository {name}")
+        except _PageSizeRefused:
+            return self._paged(f"/v2/{name}/tags/list", "tags", f"repository:{name}:pull", what=f"repository {name}")
+
+    def resolve(self, name: str, reference: str) -> ManifestRef:
+        """The digest, media type and size ``reference`` points at, with one HEAD request."""
+        check_name(name)
+        check_reference(reference)
+        response = self._request(
+            "HEAD",
+            f"/v2/{name}/manifests/{reference}",
+            scope=f"repository:{name}:pull",
+            headers={"Accept": ACCEPT_MANIFESTS},
+            what=f"{name}:{reference}",
+        )
+        digest = response.headers.get("Docker-Content-Digest")
+        if not digest or not DIGEST_RE.match(digest):
+            raw = self.manifest(name, reference)
+            return ManifestRef(raw.digest, raw.media_type, len(raw.data))
+        size = int(response.headers.get("Content-Length") or 0)
+        return ManifestRef(digest, _media_type(response), size)
+
+    def manifest(self, name: str, reference: str) -> RawDocument:
+        """The manifest ``reference`` points at, verified against its digest."""
+        check_name(name)
+        check_reference(reference)
+        response = self._request(
+            "GET",
+            f"/v2/{name}/manifests/{reference}",
+            scope=f"repository:{name}:pull",
+            headers={"Accept": ACCEPT_MANIFESTS},
+            limit=MAX_MANIFEST_BYTES,
+            what=f"{name}:{reference}",
+        )
+        data = response.content
+        digest = reference if is_digest(reference) else response.headers.get("Docker-Content-Digest")
+        computed = "sha256:" + hashlib.sha256(data).hexdigest()
+        if digest is None or (digest.startswith("sha256:") and digest != computed):
+            if digest is not None:
+                raise BadUpstreamResponse(
+                    f"Registry {self.name} served a manifest for {name}@{digest} whose content has digest {computed}.",
+                    upstream=self.name,
+                )
+            digest = computed
+        return RawDocument(digest, _media_type(response), data)
+
+    def blob(self, name: str, digest: str, limit: int = MAX_BLOB_BYTES) -> bytes:
+        """A small blob (an image config), verified against its digest."""
+        check_name(name)
+        if not DIGEST_RE.match(digest):
+            raise BadUpstreamResponse(f"{digest[:80]!r} is not a digest.", upstream=self.name)
+        response = self._request(
+            "GET",
+            f"/v2/{name}/blobs/{digest}",
+            scope=f"repository:{name}:pull",
+            limit=limit,
+            what=f"blob {digest[:19]} in {name}",
+        )
+        data = response.content
+        if digest.startswith("sha256:") and "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+            raise BadUpstreamResponse(
+                f"Registry {self.name} served blob {digest} with other content.", upstream=self.name
+            )
+        return data
+
+    # --- plumbing ----------------------------------------------------------------
+
+    def _paged(self, path: str, key: str, scope: str, what: str = "the catalog") -> list[str]:
+        """Collect ``key`` from every page, following ``Link: <...>; rel="next"``."""
+        items: list[str] = []
+        seen: set[str] = set()
+        for _ in range(MAX_PAGES):
+            response = self._request("GET", path, scope=scope, limit=MAX_LIST_BYTES, what=what)
+            body = _json_object(response, self.name)
+            values = body.get(key) or []
+            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+                raise BadUpstreamResponse(
+                    f"Registry {self.name} answered {key!r} that is not a list of names.", upstream=self.name
+                )
+            items.extend(values)
+            next_url = response.links.get("next", {}).get("url")
+            if not next_url:
+                return items
+            path = self._same_origin_path(next_url, "Link header")
+            if path in seen:
+                raise BadUpstreamResponse(f"Registry {self.name} sent a Link header that loops.", upstream=self.name)
+            seen.add(path)
+        raise BadUpstreamResponse(f"Registry {self.name} sent more than {MAX_PAGES} pages.", upstream=self.name)
+
+    def _same_origin_path(self, url: str, what: str) -> str:
+        absolute = urljoin(self.base_url + "/", url)
+        if _origin(absolute) != self._origin:
+            raise BadUpstreamResponse(
+                f"Registry {self.name} pointed its {what} at another host ({urlsplit(absolute).netloc}); not followed.",
+                upstream=self.name,
+            )
+        parts = urlsplit(absolute)
+        return parts.path + (f"?{parts.query}" if parts.query else "")
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        scope: str | None,
+        headers: dict | None = None,
+        limit: int = MAX_LIST_BYTES,
+        what: str = "",
+    ) -> requests.Response:
+        """Send, answering auth challenges and same-origin redirects; map failures to typed errors."""
+        for _ in range(MAX_REDIRECTS + 1):
+            response = self._send_authenticated(method, path, scope, headers or {}, limit)
+            if response.is_redirect:
+                path = self._same_origin_path(response.headers["Location"], "redirect")
+                continue
+            return self._check_status(response, what or path)
+        raise BadUpstreamResponse(f"Registry {self.name} redirected too many times.", upstream=self.name)
+
+    def _send_authenticated(self, method, path, scope, headers, limit) -> requests.Response:
+        response = self._send(method, path, self._auth_headers(scope, headers), limit)
+        if response.status_code != 401:
+            return response
+        challenge = parse_challenge(response.headers.get("WWW-Authenticate", ""))
+        if challenge is None or self._credentials is None and challenge.scheme == "basic":
+            raise Unauthorized(f"Registry {self.name} requires credentials (set BERTH_REGISTRY_USERNAME/PASSWORD).")
+        with self._lock:
+            self._challenge = challenge
+        if challenge.scheme == "bearer":
+            self._tokens.forget(challenge.scope or scope)
+        response = self._send(method, path, self._auth_headers(challenge.scope or scope, headers), limit)
+        if response.status_code == 401:
+            raise Unauthorized(f"Registry {self.name} refused Berth's credentials.")
+        return response
+
+    def _auth_headers(self, scope: str | None, headers: dict) -> dict:
+        challenge = self._challenge
+        if challenge is None:
+            return headers
+        if challenge.scheme == "basic" and self._credentials:
+            return {**headers, "Authorization": _basic(*self._credentials)}
+        if challenge.scheme == "bearer":
+            token = self._tokens.get(scope or "")
+            if token is None:
+                token = self._tokens.fetch(
+                    self.session,
+                    challenge,
+                    scope,
+                    self._credentials,
+                    self._timeout,
+                    allow_plain_http=self.base_url.startswith("http://"),
+                )
+            return {**headers, "Authorization": f"Bearer {token}"}
+        return headers
+
+    def _send(self, method: str, path: str, headers: dict, limit: int) -> requests.Response:
+        """One HTTP exchange (retried once on a dropped connection), body read up to ``limit``."""
+        url = self.base_url + path
+        for attempt in (1, 2):
+            with self._lock:
+                self.requests_made += 1
+            try:
+                response = self.session.request(
+                    method, url, headers=headers, timeout=self._timeout, allow_redirects=False, stream=True
+                )
+                _read_bounded(response, limit, self.name)
+                return response
+            except requests.exceptions.SSLError as exc:
+                raise UpstreamUnavailable(self._tls_message(exc), upstream=self.name) from None
+            except requests.exceptions.Timeout:
+                raise UpstreamUnavailable(
+                    f"Registry {self.name} did not answer within {self._timeout[1]:g} s.",
+                    upstream=self.name,
+                    timeout=True,
+                ) from None
+            except requests.exceptions.ConnectionError as exc:
+                if isinstance(exc.args[0] if exc.args else None, urllib3.exceptions.ReadTimeoutError):
+                    # the body stalled after the headers (requests reports that as a ConnectionError)
+                    raise UpstreamUnavailable(
+                        f"Registry {self.name} did not answer within {self._timeout[1]:g} s.",
+                        upstream=self.name,
+                        timeout=True,
+                    ) from None
+                if attempt == 2:
+                    log.warning("registry %s unreachable: %s", self.name, exc)
+                    raise UpstreamUnavailable(f"Cannot connect to registry {self.name}.", upstream=self.name) from None
+            except requests.exceptions.RequestException as exc:
+                log.warning("registry %s request failed: %s", self.name, exc)
+                raise BadUpstreamResponse(
+                    f"Registry {self.name} answered something Berth cannot read.", upstream=self.name
+                ) from None
+        raise AssertionError("unreachable")
+
+    def _check_status(self, response: requests.Response, what: str) -> requests.Response:
+        status = response.status_code
+        if 200 <= status < 300:
+            return response
+        code, detail = _registry_error(response)
+        if status == 404:
+            raise NotFound(f"{what} was not found in registry {self.name}" + (f" ({code})." if code else "."))
+        if status == 400 and code == "PAGINATION_NUMBER_INVALID":
+            raise _PageSizeRefused()
+        if status == 403:
+            raise Unauthorized(f"Registry {self.name} denied access to {what}.")
+        if status == 429:
+            raise UpstreamUnavailable(
+                f"Registry {self.name} is rate-limiting Berth; try again shortly.", upstream=self.name
+            )
+        raise BadUpstreamResponse(
+            f"Registry {self.name} answered {status} for {what}" + (f": {code} {detail}".rstrip() if code else "."),
+            upstream=self.name,
+        )
+
+    def _tls_message(self, exc: Exception) -> str:
+        """Why TLS failed, with the served certificate's subject and issuer when readable."""
+        served = served_certificate_names(self.base_url)
+        text = str(exc)
+        if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+            reason = "its certificate does not chain to the configured CA"
+            if "Hostname mismatch" in text or "doesn't match" in text:
+                reason = "its certificate does not name this host"
+        else:
+            reason = "the TLS handshake failed"
+        ca = self._ca_bundle or "the system trust store"
+        message = f"Registry {self.name}: {reason} ({ca})."
+        if served:
+            message += f" Served certificate: subject {served[0]}, issuer {served[1]}."
+        return message
+
+
+class _PageSizeRefused(Exception):
+    """The registry refused ``n=`` (its maximum is lower); retried with a smaller page."""
+
+
+def served_certificate_names(base_url: str) -> tuple[str, str] | None:
+    """Subject and issuer of the certificate a server presents, for error messages only.
+
+    The handshake here is not verified on purpose: nothing from it is trusted, it only
+    tells an operator *which* certificate is being served when verification fails.
+    """
+    from cryptography import x509
+
+    parts = urlsplit(base_url)
+    try:
+        pem = ssl.get_server_certificate((parts.hostname, parts.port or 443), timeout=3)
+        cert = x509.load_pem_x509_certificate(pem.encode())
+        return cert.subject.rfc4514_string(), cert.issuer.rfc4514_string()
+    except (OSError, ValueError):
+        return None
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def _basic(username: str, password: str) -> str:
+    import base64
+
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
+def _media_type(response: requests.Response) -> str:
+    return (response.headers.get("Content-Type") or "").split(";", 1)[0].strip()
+
+
+def _read_bounded(response: requests.Response, limit: int, name: str) -> None:
+    """Read the body into ``response._content``, refusing more than ``limit`` bytes."""
+    declared = response.headers.get("Content-Length")
+    if declared and declared.isdigit() and int(declared) > limit and response.request.method != "HEAD":
+        response.close()
+        raise BadUpstreamResponse(
+            f"Registry {name} sent {int(declared):,} bytes; Berth reads at most {limit:,}.", upstream=name
+        )
+    chunks, total = [], 0
+    for chunk in response.iter_content(64 * 1024):
+        total += len(chunk)
+        if total > limit:
+            response.close()
+            raise BadUpstreamResponse(
+                f"Registry {name} sent more than {limit:,} bytes; not read further.", upstream=name
+            )
+        chunks.append(chunk)
+    response._content = b"".join(chunks)
+    response._content_consumed = True
+
+
+def _json_object(response: requests.Response, name: str) -> dict:
+    try:
+        body = json.loads(response.content)  # strict: invalid UTF-8 is refused, not replaced with U+FFFD
+    except ValueError:
+        raise BadUpstreamResponse(f"Registry {name} answered with something that is not JSON.", upstream=name) from None
+    if not isinstance(body, dict):
+        raise BadUpstreamResponse(f"Registry {name} answered JSON that is not an object.", upstream=name)
+    return body
+
+
+def _registry_error(response: requests.Response) -> tuple[str | None, str]:
+    """The first ``errors[].code`` and ``message`` of a registry error body, if any."""
+    try:
+        errors = response.json().get("errors") or []
+        first = errors[0]
+        return str(first.get("code"))[:64], str(first.get("message") or "")[:200]
+    except (ValueError, AttributeError, IndexError, TypeError):
+        return None, ""
