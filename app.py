@@ -67,7 +67,10 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_template_globals(app: Flask, settings: Settings) -> None:
-    """Names every template may use."""
+    """Names and filters every template may use."""
+    from blueprints import formatting
+
+    formatting.init_app(app)
     app.jinja_env.globals.update(roles=Role, registry_url=settings.registry_url, registry_host=settings.registry_host)
 
 

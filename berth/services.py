@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from berth.audit import AuditLog
+from berth.catalog import CatalogService
 from berth.config import Settings
 from berth.db import Database
 from berth.directory import Directory
 from berth.login import BasicAuthCache, LoginService
+from berth.registry import RegistryClient
 from berth.sessions import SessionStore
 from berth.throttle import LoginThrottle
 
@@ -24,6 +26,8 @@ class Services:
     login: LoginService
     sessions: SessionStore
     basic_auth_cache: BasicAuthCache
+    registry: RegistryClient
+    catalog: CatalogService
 
 
 def build_services(settings: Settings) -> Services:
@@ -46,6 +50,14 @@ def build_services(settings: Settings) -> Services:
     throttle = LoginThrottle(
         db, settings.login_max_failures, settings.login_address_max_failures, settings.login_window
     )
+    registry = RegistryClient(
+        settings.registry_url,
+        ca_bundle=settings.registry_ca,
+        username=settings.registry_username,
+        password=settings.registry_password,
+        timeout=settings.registry_timeout,
+        pool_size=settings.fetch_workers + 4,
+    )
     return Services(
         settings=settings,
         db=db,
@@ -54,4 +66,6 @@ def build_services(settings: Settings) -> Services:
         login=LoginService(directory, throttle, audit),
         sessions=SessionStore(db, settings.session_lifetime),
         basic_auth_cache=BasicAuthCache(settings.secret_key),
+        registry=registry,
+        catalog=CatalogService(registry, db, settings.cache_ttl, settings.fetch_workers),
     )

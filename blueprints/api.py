@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from bisect import bisect_right
+
+from flask import Blueprint, jsonify, request, url_for
 from flask_login import current_user
 
+from berth.catalog_json import image_detail, tag_summary
 from berth.roles import Role
+from blueprints import services
 from blueprints.access import requires
 from blueprints.security import csrf
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)  # API writes require a JSON body, which a cross-site form cannot send
+
+DEFAULT_PAGE = 100
+MAX_PAGE = 10_000
 
 
 @bp.route("/me")
@@ -18,3 +25,39 @@ csrf.exempt(bp)  # API writes require a JSON body, which a cross-site form canno
 def me():
     """Who the credentials belong to and their role."""
     return jsonify(username=current_user.username, display_name=current_user.display_name, role=current_user.role.label)
+
+
+@bp.route("/repositories")
+@requires(Role.DEVELOPER)
+def repositories():
+    """Repository names containing ``q``, ``n`` a page, after ``last``; ``next`` is the following page."""
+    query = request.args.get("q", "")[:200]
+    size = min(max(1, request.args.get("n", DEFAULT_PAGE, type=int)), MAX_PAGE)
+    last = request.args.get("last", "")
+    names = services().catalog.search(query)
+    if last:
+        names = names[bisect_right(names, last) :]
+    page = names[:size]
+    following = None
+    if len(names) > size:
+        following = url_for("api.repositories", q=query or None, n=size, last=page[-1])
+    return jsonify(repositories=page, next=following)
+
+
+@bp.route("/repositories/<path:name>/tags")
+@requires(Role.DEVELOPER)
+def tags(name: str):
+    """Every tag with digest, media type, size, created and platforms."""
+    infos = services().catalog.tags(name)
+    if request.args.get("sort") == "created":  # newest first, undated last
+        dated = sorted((i for i in infos if i.created), key=lambda i: i.created, reverse=True)
+        infos = dated + [i for i in infos if not i.created]
+    return jsonify(name=name, tags=[tag_summary(info) for info in infos])
+
+
+@bp.route("/repositories/<path:name>/tags/<reference>")
+@requires(Role.DEVELOPER)
+def tag(name: str, reference: str):
+    """One image in full: layers, config, history, every platform, pull lines."""
+    digest, image = services().catalog.image(name, reference)
+    return jsonify(image_detail(services().settings.registry_host, name, reference, digest, image))

@@ -10,9 +10,9 @@ def is_htmx() -> bool:
     return request.headers.get("HX-Request") == "true" and request.headers.get("HX-History-Restore-Request") != "true"
 
 
-def page_or_fragment(page: str, fragment: str, **context) -> Response:
-    """The whole page for a browser, only ``fragment`` for htmx; caches keep them apart."""
-    template = fragment if is_htmx() else page
+def page_or_fragment(page_template: str, fragment_template: str, /, **context) -> Response:
+    """The whole page for a browser, only the fragment for htmx; caches keep them apart."""
+    template = fragment_template if is_htmx() else page_template
     response = make_response(render_template(template, **context))
     response.headers.add("Vary", "HX-Request")
     return response

@@ -6,6 +6,7 @@ import os
 import signal
 import ssl
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -236,6 +237,9 @@ def test_up_restarts_a_dead_stack_and_down_stops_everything(tmp_path: Path) -> N
         registry_record = procs.load(state_dir, "registry")
         assert registry_record is not None
         os.kill(registry_record.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while procs.is_running(registry_record) and time.monotonic() < deadline:
+            time.sleep(0.05)  # SIGKILL is asynchronous: wait until the kernel has ended it
         again = devstack.up(state_dir)
         assert again["BERTH_SECRET_KEY"] == env["BERTH_SECRET_KEY"]
         assert again["BERTH_LDAP_BIND_PASSWORD"] == env["BERTH_LDAP_BIND_PASSWORD"]

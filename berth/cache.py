@@ -1,0 +1,121 @@
+"""Caches that are always right, shared by every worker through SQLite.
+
+- ``ContentCache``: documents by digest (manifests, image configs). Content-addressed,
+  so they never change: no expiry, and a restart or another worker starts warm.
+- ``FactCache``: what changes (the catalog, a repository's tags, tag -> digest): kept
+  ``ttl`` seconds, in memory and in SQLite, so a second worker does not start cold.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from berth.db import Database
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS content (digest TEXT PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS facts (key TEXT PRIMARY KEY, value TEXT NOT NULL, fetched_at REAL NOT NULL);
+"""
+SQLITE_BATCH = 500  # stays under SQLite's bound-parameter limit
+
+
+class ContentCache:
+    """Immutable documents by digest, in SQLite."""
+
+    def __init__(self, db: Database):
+        self._db = db
+        db.add_schema(SCHEMA)
+
+    def get_many(self, digests: Iterable[str]) -> dict[str, bytes]:
+        """The stored documents among ``digests``."""
+        wanted = list(dict.fromkeys(digests))
+        found: dict[str, bytes] = {}
+        with self._db.connect() as conn:
+            for start in range(0, len(wanted), SQLITE_BATCH):
+                batch = wanted[start : start + SQLITE_BATCH]
+                marks = ",".join("?" * len(batch))
+                for row in conn.execute(f"SELECT digest, data FROM content WHERE digest IN ({marks})", batch):  # noqa: S608
+                    found[row["digest"]] = bytes(row["data"])
+        return found
+
+    def put_many(self, documents: Mapping[str, bytes]) -> None:
+        """Store documents whose content was verified against their digest."""
+        if documents:
+            with self._db.connect() as conn:
+                conn.executemany("INSERT OR IGNORE INTO content VALUES (?, ?)", documents.items())
+
+
+class FactCache:
+    """JSON values that expire ``ttl`` seconds after they were fetched."""
+
+    def __init__(self, db: Database, ttl: float, namespace: str, max_entries: int = 4096):
+        self._db = db
+        self.ttl = ttl
+        self._namespace = namespace
+        self._memory: OrderedDict[str, tuple[float, Any]] = OrderedDict()
+        self._max = max_entries
+        self._lock = threading.Lock()
+        db.add_schema(SCHEMA)
+
+    def get(self, key: str, allow_stale: bool = False) -> Any | None:
+        """The value if it was fetched less than ``ttl`` seconds ago (or ever, with allow_stale)."""
+        now = time.time()
+        max_age = float("inf") if allow_stale else self.ttl
+        full = f"{self._namespace}{key}"
+        with self._lock:
+            hit = self._memory.get(full)
+            if hit and now - hit[0] < max_age:
+                self._memory.move_to_end(full)
+                return hit[1]
+        with self._db.connect() as conn:
+            row = conn.execute("SELECT value, fetched_at FROM facts WHERE key = ?", (full,)).fetchone()
+        if row is None or now - row["fetched_at"] >= max_age:
+            return None
+        value = json.loads(row["value"])
+        self._remember(full, row["fetched_at"], value)
+        return value
+
+    def put(self, key: str, value: Any) -> None:
+        """Remember ``value`` as fetched now."""
+        now = time.time()
+        full = f"{self._namespace}{key}"
+        with self._db.connect() as conn:
+            conn.execute("INSERT OR REPLACE INTO facts VALUES (?, ?, ?)", (full, json.dumps(value), now))
+        self._remember(full, now, value)
+
+    def _remember(self, key: str, fetched_at: float, value: Any) -> None:
+        with self._lock:
+            self._memory[key] = (fetched_at, value)
+            self._memory.move_to_end(key)
+            while len(self._memory) > self._max:
+                self._memory.popitem(last=False)
+
+
+class Memo:
+    """A bounded, thread-safe LRU of parsed immutable objects (by digest)."""
+
+    def __init__(self, max_entries: int = 50_000):
+        self._items: OrderedDict[str, Any] = OrderedDict()
+        self._max = max_entries
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Any | None:
+        """The remembered object, if any."""
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: str, value: Any) -> None:
+        """Remember ``value``; the least recently used entry goes when full."""
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self._max:
+                self._items.popitem(last=False)
