@@ -53,7 +53,7 @@ lint: deps
 	$(VENV)/bin/ruff format --check .
 
 bench: deps
-	@echo "Benchmarks arrive with the catalog issue."
+	$(PY) -m bench.catalog
 
 stack-up: deps
 	$(PY) -m devstack up --state-dir $(STATE)

@@ -11,6 +11,7 @@ costs no more requests than the raw floor.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -89,6 +90,8 @@ class CatalogService:
         self._images = Memo(20_000)
         self._workers = workers
         self._pool: ThreadPoolExecutor | None = None
+        self._pending: dict[str, bytes] = {}  # fetched documents not yet in SQLite
+        self._pending_lock = threading.Lock()
 
     # --- repositories ------------------------------------------------------------
 
@@ -151,6 +154,7 @@ class CatalogService:
                 return None  # deleted between tags/list and now
 
         digests = {tag: d for tag, d in zip(tags, self._map(digest_of, tags), strict=True) if d}
+        self._flush()
         self._facts.put(f"digests:{name}", digests)
         return digests
 
@@ -222,6 +226,7 @@ class CatalogService:
                 return None
 
         fetched = {d: doc for d, doc in zip(wanted, self._map(fetch_one, wanted), strict=True) if doc is not None}
+        self._flush()
         found.update(fetched)
         return {d: doc for d, doc in found.items() if doc is not None}
 
@@ -232,15 +237,23 @@ class CatalogService:
     def _fetch_config(self, name: str, digest: str) -> ImageConfig:
         data = self.client.blob(name, digest)
         config = parse_config(data)
-        self._content.put_many({digest: b"C" + data})
+        with self._pending_lock:
+            self._pending[digest] = b"C" + data
         self._parsed.put(digest, config)
         return config
 
     def _remember_manifest(self, digest: str, media_type: str, data: bytes) -> ImageManifest | ImageIndex:
         manifest = parse_manifest(data, media_type, digest)
-        self._content.put_many({digest: b"M" + media_type.encode() + b"\n" + data})
+        with self._pending_lock:
+            self._pending[digest] = b"M" + media_type.encode() + b"\n" + data
         self._parsed.put(digest, manifest)
         return manifest
+
+    def _flush(self) -> None:
+        """Store what this phase fetched in one SQLite transaction (one commit, not one per document)."""
+        with self._pending_lock:
+            pending, self._pending = self._pending, {}
+        self._content.put_many(pending)
 
     def _parse_stored(self, digest: str, stored: bytes, errors: dict[str, str]):
         """A document from the SQLite cache: b"C"+config or b"M"+media type+newline+manifest."""
