@@ -1,8 +1,10 @@
-"""Command line: ``python -m devstack up|down|env [--state-dir DIR]``.
+"""Command line: ``python -m devstack up [--swarm]|down|env [--state-dir DIR]``.
 
 ``up`` prints ``export NAME=value`` lines on stdout (so ``eval "$(python -m devstack up)"``
 works) and a one-line summary on stderr; failures print one line naming the component
-and its log file, and exit 1.
+and its log file, and exit 1. ``up --swarm`` also starts a private Docker engine in Swarm
+mode running the registry as the service ``registry``; where that cannot run (no Debian
+``docker.io``, dockerd fails), it says why and exits 1.
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
-from devstack.stack import DEFAULT_STATE_DIR, StackError, down, env, format_env, up
+from devstack.stack import DEFAULT_STATE_DIR, StackError, down, env, format_env, swarm_timings, up
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument(
         "--swarm",
         action="store_true",
-        help="also a Docker engine in Swarm mode (not implemented yet)",
+        help="run the registry as a Swarm service of a private Docker engine (Debian docker.io)",
     )
     commands.add_parser("down", parents=[common], help="stop what `up` started")
     commands.add_parser("env", parents=[common], help="print the environment of the running stack")
@@ -44,14 +47,24 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "up":
-            if args.swarm:
-                print("devstack: --swarm is not implemented yet", file=sys.stderr)
-                return 2
             began = time.monotonic()
-            environment = up(args.state_dir)
+            state_file = Path(args.state_dir).expanduser() / "state.json"
+            before = state_file.stat().st_mtime_ns if state_file.exists() else None
+            environment = up(args.state_dir, swarm=args.swarm) if args.swarm else up(args.state_dir)
             sys.stdout.write(format_env(environment))
+            detail = ""
+            if before is not None and state_file.stat().st_mtime_ns == before:  # nothing was started
+                detail = " (already running)"
+            elif environment.get("DEVSTACK_SWARM") == "1":
+                steps = swarm_timings(args.state_dir)
+                names = (("engine", "engine"), ("swarm_init", "swarm init"), ("image", "image"))
+                parts = [f"{label} {steps[key]:.1f}s" for key, label in names if key in steps]
+                if "service_converge" in steps:
+                    parts.append(f"service converged {steps['service_converge']:.1f}s")
+                detail = f" (Swarm: {', '.join(parts)})" if parts else " (Swarm)"
             print(
-                f"devstack: up in {time.monotonic() - began:.1f}s; env in {environment['DEVSTACK_STATE_DIR']}/env",
+                f"devstack: up in {time.monotonic() - began:.1f}s{detail}; "
+                f"env in {environment['DEVSTACK_STATE_DIR']}/env",
                 file=sys.stderr,
             )
         elif args.command == "down":

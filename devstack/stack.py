@@ -5,6 +5,13 @@ free loopback ports, seeds the registry, writes ``DIR/env`` and returns the envi
 A second ``up`` while everything still runs changes nothing and returns the same
 environment; if something died, the stack is stopped and started afresh (same secrets and
 CA, possibly new ports). ``down`` stops exactly the processes ``up`` recorded.
+
+``up(swarm=True)`` starts, instead of the plain registry process, a private Docker engine
+in Swarm mode running the registry as the Swarm service ``registry``
+(:mod:`devstack.swarm`), and adds ``DOCKER_HOST``, ``BERTH_REGISTRY_IMAGE``,
+``BERTH_SWARM_SERVICE``, ``BERTH_CA_DIR`` and ``DEVSTACK_SWARM=1`` to the environment.
+A plain ``up`` on a running Swarm stack returns that stack's environment (a superset); an
+``up(swarm=True)`` on a running plain stack restarts it with the engine.
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ from devstack import ldap, procs, registry, seed, tls
 from devstack.ports import LOOPBACK, free_ports
 
 COMPONENTS = ("slapd", "registry")  # start order; stopped in reverse
+SWARM_COMPONENTS = ("slapd", "dockerd")  # with --swarm the registry is a task of dockerd
+_STOP_ORDER = ("dockerd", "registry", "slapd")
 DEFAULT_STATE_DIR = ".devstack"
 _PORT_ATTEMPTS = 3
 
@@ -93,6 +102,7 @@ def _secrets(paths: _Paths) -> dict[str, str]:
         "secret_key": lambda: secrets.token_urlsafe(48),
         "ldap_root_password": lambda: secrets.token_urlsafe(24),
         "ldap_service_password": lambda: secrets.token_urlsafe(24),
+        "registry_http_secret": lambda: secrets.token_urlsafe(32),
     }
     changed = False
     for name, make in wanted.items():
@@ -140,17 +150,24 @@ def format_env(environment: dict[str, str]) -> str:
     return "".join(f"export {name}={shlex.quote(value)}\n" for name, value in environment.items())
 
 
-def _running_env(paths: _Paths) -> dict[str, str] | None:
-    """Return the recorded environment if every component is still the process we started."""
-    for name in COMPONENTS:
+def _running_env(paths: _Paths, swarm: bool = False) -> dict[str, str] | None:
+    """Return the recorded environment if every component is still the process we started.
+
+    With ``swarm``, only a stack that runs the Swarm engine counts as running.
+    """
+    try:
+        state = json.loads(paths.state.read_text())
+        environment = dict(state["env"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    with_swarm = environment.get("DEVSTACK_SWARM") == "1"
+    if swarm and not with_swarm:
+        return None
+    for name in SWARM_COMPONENTS if with_swarm else COMPONENTS:
         record = procs.load(paths.root, name)
         if record is None or not procs.is_running(record):
             return None
-    try:
-        state = json.loads(paths.state.read_text())
-        return dict(state["env"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    return environment
 
 
 def _port_taken(record: procs.ProcRecord) -> bool:
@@ -203,6 +220,29 @@ def _start_registry(paths: _Paths) -> int:
     raise AssertionError("unreachable")
 
 
+def _start_swarm(paths: _Paths, values: dict[str, str]) -> tuple[dict[str, int], dict[str, str], dict[str, float]]:
+    """Start the engine and the registry service; return its ports, env additions and timings."""
+    from devstack import swarm
+
+    paths.registry_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        started = swarm.start(
+            paths.root,
+            data_dir=paths.registry_data,
+            server_cert=paths.server_cert,
+            server_key=paths.server_key,
+            ca_cert=paths.ca_cert,
+            http_secret=values["registry_http_secret"],
+            config_copy=paths.registry_dir / "config.yml",
+        )
+    except swarm.SwarmError as exc:
+        raise StackError(exc.component, exc.reason, exc.log) from exc
+    except OSError as exc:
+        raise StackError("dockerd", f"cannot prepare the engine: {exc}", paths.log("dockerd")) from exc
+    extra = started.environment() | {"BERTH_CA_DIR": str(paths.ca_dir)}
+    return {"registry": started.registry_port, "swarm": started.swarm_port}, extra, started.timings
+
+
 def _check_binaries() -> None:
     for component, binary in (
         ("slapd", ldap.SLAPD),
@@ -213,18 +253,26 @@ def _check_binaries() -> None:
             raise StackError(component, f"{binary} is not installed (Debian packages slapd, docker-registry)")
 
 
-def up(state_dir: Path | str = DEFAULT_STATE_DIR) -> dict[str, str]:
+def up(state_dir: Path | str = DEFAULT_STATE_DIR, swarm: bool = False) -> dict[str, str]:
     """Start the stack under ``state_dir`` (or find it running) and return its environment.
 
+    With ``swarm`` the registry runs as a Swarm service of a private Docker engine.
     Raises :class:`StackError` after stopping whatever it started if a component fails.
     """
     paths = _Paths(state_dir)
     with _locked(paths):
-        running = _running_env(paths)
+        running = _running_env(paths, swarm)
         if running is not None:
             return running
         _stop_all(paths)  # whatever is left of a half-dead stack
         _check_binaries()
+        if swarm:
+            from devstack import swarm as swarm_engine
+
+            reason = swarm_engine.missing_reason()
+            if reason:
+                raise StackError("dockerd", reason)
+        timings: dict[str, float] = {}
         try:
             for directory in (paths.berth_dir, paths.logs, paths.tls_dir, paths.ca_dir):
                 directory.mkdir(parents=True, exist_ok=True)
@@ -235,26 +283,48 @@ def up(state_dir: Path | str = DEFAULT_STATE_DIR) -> dict[str, str]:
             except Exception as exc:
                 raise StackError("tls", f"cannot make the CA or server certificate: {exc}") from exc
             ports = _start_slapd(paths, values)
-            ports["registry"] = _start_registry(paths)
-            environment = _environment(paths, ports, values)
+            extra: dict[str, str] = {}
+            if swarm:
+                swarm_ports, extra, timings = _start_swarm(paths, values)
+                ports.update(swarm_ports)
+            else:
+                ports["registry"] = _start_registry(paths)
+            environment = _environment(paths, ports, values) | extra
             try:
                 seed.seed_demo(environment["BERTH_REGISTRY_URL"], str(paths.ca_cert))
             except Exception as exc:
-                raise StackError("seed", f"pushing the demo images failed: {exc}", paths.log("registry")) from exc
+                log = paths.log("dockerd" if swarm else "registry")
+                raise StackError("seed", f"pushing the demo images failed: {exc}", log) from exc
         except BaseException:
             _stop_all(paths)
             raise
-        paths.state.write_text(json.dumps({"ports": ports, "env": environment}, indent=2) + "\n")
+        state: dict[str, object] = {"ports": ports, "env": environment}
+        if swarm:
+            state["swarm_timings"] = timings
+        paths.state.write_text(json.dumps(state, indent=2) + "\n")
         _write_private(paths.env_file, format_env(environment))
         return environment
 
 
 def _stop_all(paths: _Paths) -> None:
     recorded = [record.name for record in procs.load_all(paths.root)]
-    order = [name for name in reversed(COMPONENTS) if name in recorded]
+    order = [name for name in _STOP_ORDER if name in recorded]
     order += [name for name in recorded if name not in order]
+    if "dockerd" in recorded or (paths.root / "docker").exists():
+        from devstack import swarm  # the engine, its leftovers, mounts and directories
+
+        swarm.stop(paths.root)
     for name in order:
         procs.stop(paths.root, name)
+
+
+def swarm_timings(state_dir: Path | str = DEFAULT_STATE_DIR) -> dict[str, float]:
+    """How long the steps of the last ``up --swarm`` took (seconds), or ``{}``."""
+    try:
+        state = json.loads(_Paths(state_dir).state.read_text())
+        return {str(k): float(v) for k, v in state.get("swarm_timings", {}).items()}
+    except (OSError, ValueError, TypeError, AttributeError):
+        return {}
 
 
 def down(state_dir: Path | str = DEFAULT_STATE_DIR) -> None:
