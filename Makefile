@@ -34,7 +34,9 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	touch $@
 
 demo: deps
-	@$(PY) -m devstack up --state-dir $(STATE) >/dev/null
+	@$(PY) -m devstack up --swarm --state-dir $(STATE) >/dev/null || { \
+	  echo "devstack: the Docker engine in Swarm mode did not start (reason above); running the registry as a plain process."; \
+	  $(PY) -m devstack up --state-dir $(STATE) >/dev/null; }
 	@set -a; source $(STATE)/env; set +a; \
 	trap '$(PY) -m devstack down --state-dir $(STATE)' EXIT; \
 	echo; echo "  Berth: http://127.0.0.1:8000"; \

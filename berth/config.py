@@ -61,6 +61,12 @@ class Settings:
     login_max_failures: int = 5
     login_address_max_failures: int = 20
     login_window: int = 900
+    health_interval: float = 10.0
+    health_background: bool = True
+    nfs_deadline: float = 3.0
+    nfs_write_probe: bool = True
+    registry_config: Path | None = None
+    metrics_public: bool = False
 
     def __post_init__(self) -> None:
         if self.ca_dir is None:
@@ -149,6 +155,12 @@ class Settings:
             login_max_failures=env.number("BERTH_LOGIN_MAX_FAILURES", 5, int),
             login_address_max_failures=env.number("BERTH_LOGIN_ADDRESS_MAX_FAILURES", 20, int),
             login_window=env.number("BERTH_LOGIN_WINDOW", 900, int),
+            health_interval=env.number("BERTH_HEALTH_INTERVAL", 10.0, float),
+            nfs_deadline=env.number("BERTH_NFS_DEADLINE", 3.0, float),
+            nfs_write_probe=env.flag("BERTH_NFS_WRITE_PROBE", True),
+            registry_config=env.path("BERTH_REGISTRY_CONFIG"),
+            metrics_public=env.flag("BERTH_METRICS_PUBLIC", False),
+            health_background=env.flag("BERTH_HEALTH_BACKGROUND", True),
         )
 
 

@@ -16,6 +16,7 @@ import re
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
@@ -107,6 +108,7 @@ class RegistryClient:
         timeout: float = 10.0,
         connect_timeout: float = 3.05,
         pool_size: int = 20,
+        observer: Callable[[str, str, float], None] | None = None,
     ):
         self.base_url = base_url.rstrip("/")
         self.name = urlsplit(self.base_url).netloc
@@ -118,6 +120,7 @@ class RegistryClient:
         self._challenge: Challenge | None = None
         self._lock = threading.Lock()
         self.requests_made = 0
+        self._observer = observer
         self.session = requests.Session()
         self.session.trust_env = False
         self.session.verify = str(ca_bundle) if ca_bundle else True
@@ -305,6 +308,18 @@ class RegistryClient:
         return headers
 
     def _send(self, method: str, path: str, headers: dict, limit: int) -> requests.Response:
+        """One HTTP exchange, timed for the observer."""
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            response = self._exchange(method, path, headers, limit)
+            outcome = f"{response.status_code // 100}xx"
+            return response
+        finally:
+            if self._observer is not None:
+                self._observer(method, outcome, time.perf_counter() - started)
+
+    def _exchange(self, method: str, path: str, headers: dict, limit: int) -> requests.Response:
         """One HTTP exchange (retried once on a dropped connection), body read up to ``limit``."""
         url = self.base_url + path
         for attempt in (1, 2):

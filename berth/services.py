@@ -9,7 +9,10 @@ from berth.catalog import CatalogService
 from berth.config import Settings
 from berth.db import Database
 from berth.directory import Directory
+from berth.health import HealthMonitor
 from berth.login import BasicAuthCache, LoginService
+from berth.metrics import observe_registry_request
+from berth.probes import build_probes
 from berth.registry import RegistryClient
 from berth.sessions import SessionStore
 from berth.throttle import LoginThrottle
@@ -28,6 +31,7 @@ class Services:
     basic_auth_cache: BasicAuthCache
     registry: RegistryClient
     catalog: CatalogService
+    health: HealthMonitor
 
 
 def build_services(settings: Settings) -> Services:
@@ -57,7 +61,10 @@ def build_services(settings: Settings) -> Services:
         password=settings.registry_password,
         timeout=settings.registry_timeout,
         pool_size=settings.fetch_workers + 4,
+        observer=observe_registry_request,
     )
+    catalog = CatalogService(registry, db, settings.cache_ttl, settings.fetch_workers)
+    health = HealthMonitor(db, build_probes(settings, registry, catalog), interval=settings.health_interval)
     return Services(
         settings=settings,
         db=db,
@@ -67,5 +74,6 @@ def build_services(settings: Settings) -> Services:
         sessions=SessionStore(db, settings.session_lifetime),
         basic_auth_cache=BasicAuthCache(settings.secret_key),
         registry=registry,
-        catalog=CatalogService(registry, db, settings.cache_ttl, settings.fetch_workers),
+        catalog=catalog,
+        health=health,
     )

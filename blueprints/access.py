@@ -63,8 +63,8 @@ def client_address() -> str:
 
 
 def is_api_request() -> bool:
-    """Whether this request is for the JSON API."""
-    return request.path.startswith("/api/")
+    """Whether this request is for the JSON API (or another machine-read endpoint)."""
+    return request.path.startswith("/api/") or request.path == "/metrics"
 
 
 def init_app(app: Flask) -> None:
@@ -120,7 +120,7 @@ def _recheck(record: SessionRecord) -> SessionRecord | None:
 def _load_api_user(req) -> WebUser | None:
     """HTTP Basic on /api/: the same directory login and throttling as the form."""
     auth = req.authorization
-    if not req.path.startswith("/api/") or auth is None or auth.type != "basic":
+    if not (req.path.startswith("/api/") or req.path == "/metrics") or auth is None or auth.type != "basic":
         return None
     username, password = auth.username or "", auth.password or ""
     svc = services()
@@ -140,7 +140,7 @@ def _enforce_access():
         return None  # no route (the 404 handler answers) or a static file
     view = current_app.view_functions.get(request.endpoint)
     required = getattr(view, "berth_access", None)
-    if required == PUBLIC:
+    if required == PUBLIC or (request.endpoint == "main.metrics" and services().settings.metrics_public):
         return None
     if required is None:
         log.error("view %s declares no access rule; refusing", request.endpoint)

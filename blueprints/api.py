@@ -11,6 +11,7 @@ from berth.catalog_json import image_detail, tag_summary
 from berth.roles import Role
 from blueprints import services
 from blueprints.access import requires
+from blueprints.health import current_snapshot
 from blueprints.security import csrf
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -61,3 +62,10 @@ def tag(name: str, reference: str):
     """One image in full: layers, config, history, every platform, pull lines."""
     digest, image = services().catalog.image(name, reference)
     return jsonify(image_detail(services().settings.registry_host, name, reference, digest, image))
+
+
+@bp.route("/status")
+@requires(Role.OPS)
+def status():
+    """``{"registry": {...}, "nfs": {...}, "swarm": {...}, "certs": {...}}``, each with ok, error, findings."""
+    return jsonify(current_snapshot())

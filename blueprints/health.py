@@ -1,17 +1,53 @@
-"""Registry health for ops: NFS mount, Swarm service, registry API, certificates."""
+"""Registry health for ops: NFS mount, Swarm service, registry API, certificates.
+
+Pages read the monitor's latest snapshot, so a hung component never delays them; each
+panel refreshes itself with htmx.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from flask import Blueprint, abort, render_template
 
+from berth.health import COMPONENTS
 from berth.roles import Role
+from blueprints import services
 from blueprints.access import requires
 
 bp = Blueprint("health", __name__)
+
+TITLES = {"registry": "Registry", "nfs": "NFS mount", "swarm": "Swarm service", "certs": "Certificates"}
+
+
+def current_snapshot() -> dict:
+    """The latest health reports (probed inline first when the monitor runs without a thread)."""
+    monitor = services().health
+    if services().settings.health_background:
+        monitor.start()
+        return monitor.snapshot()
+    return monitor.fresh_snapshot()
 
 
 @bp.route("/health")
 @requires(Role.OPS)
 def health():
     """The four health panels."""
-    return render_template("coming.html", title="Health", area="health")
+    return render_template("health.html", snapshot=current_snapshot(), components=COMPONENTS, titles=TITLES)
+
+
+@bp.route("/health/panels/<component>")
+@requires(Role.OPS)
+def panel(component: str):
+    """One panel, for htmx to swap in every few seconds."""
+    if component not in COMPONENTS:
+        abort(404)
+    report = current_snapshot()[component]
+    return render_template("partials/health_panel.html", name=component, title=TITLES[component], report=report)
+
+
+@bp.route("/health/summary")
+@requires(Role.DEVELOPER)
+def summary():
+    """One line per component, for the overview page of every role."""
+    return render_template(
+        "partials/health_summary.html", snapshot=current_snapshot(), components=COMPONENTS, titles=TITLES
+    )

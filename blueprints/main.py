@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, render_template, request
+from flask import Blueprint, Response, jsonify, render_template, request
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from berth.roles import Role
 from blueprints import services
@@ -29,6 +30,16 @@ def audit():
     more = len(entries) > AUDIT_PAGE
     entries = entries[:AUDIT_PAGE]
     return render_template("audit.html", entries=entries, older=entries[-1].id if more else None)
+
+
+@bp.route("/metrics")
+@requires(Role.OPS)
+def metrics():
+    """Prometheus text: registry request timings and health gauges (ops, or open with BERTH_METRICS_PUBLIC)."""
+    from berth.metrics import HealthCollector, exposition
+    from blueprints.health import current_snapshot
+
+    return Response(exposition(HealthCollector(current_snapshot)), mimetype=CONTENT_TYPE_LATEST)
 
 
 @bp.route("/healthz")

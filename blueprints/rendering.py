@@ -20,7 +20,7 @@ def page_or_fragment(page_template: str, fragment_template: str, /, **context) -
 
 def wants_json() -> bool:
     """Whether the client wants JSON rather than HTML."""
-    if request.path.startswith("/api/") or request.path in ("/healthz",):
+    if request.path.startswith("/api/") or request.path in ("/healthz", "/metrics"):
         return True
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]

@@ -152,3 +152,22 @@ def test_vendored_htmx_matches_noted_checksum(repo_root):
     data = (repo_root / "static/vendor/htmx.min.js").read_bytes()
     assert hashlib.sha256(data).hexdigest() == HTMX_SHA256
     assert HTMX_SHA256 in (repo_root / "static/vendor/README.md").read_text()
+
+
+def test_domain_has_no_flask_imports(repo_root):
+    for module in (repo_root / "berth").glob("*.py"):
+        text = module.read_text()
+        assert "import flask" not in text and "from flask" not in text, module.name
+
+
+def test_alert_rules_use_exported_metrics(repo_root):
+    import re
+
+    import yaml
+
+    rules = yaml.safe_load((repo_root / "docs/prometheus/berth-alerts.yml").read_text())
+    exported = set(re.findall(r'"(berth_[a-z_]+)"', (repo_root / "berth/metrics.py").read_text()))
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            used = {m.removesuffix("_bucket") for m in re.findall(r"berth_[a-z_]+", rule["expr"])}
+            assert used <= exported, (rule["alert"], used - exported)
