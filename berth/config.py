@@ -62,7 +62,8 @@ class Settings:
     login_address_max_failures: int = 20
     login_window: int = 900
     health_interval: float = 10.0
-    health_background: bool = True
+    background: bool = True
+    job_stale_seconds: float = 15.0
     nfs_deadline: float = 3.0
     nfs_write_probe: bool = True
     registry_config: Path | None = None
@@ -160,7 +161,8 @@ class Settings:
             nfs_write_probe=env.flag("BERTH_NFS_WRITE_PROBE", True),
             registry_config=env.path("BERTH_REGISTRY_CONFIG"),
             metrics_public=env.flag("BERTH_METRICS_PUBLIC", False),
-            health_background=env.flag("BERTH_HEALTH_BACKGROUND", True),
+            background=env.flag("BERTH_BACKGROUND", True),
+            job_stale_seconds=env.number("BERTH_JOB_STALE_SECONDS", 15.0, float),
         )
 
 

@@ -10,6 +10,8 @@ from berth.config import Settings
 from berth.db import Database
 from berth.directory import Directory
 from berth.health import HealthMonitor
+from berth.job_kinds import job_kinds
+from berth.jobs import JobRunner, JobStore
 from berth.login import BasicAuthCache, LoginService
 from berth.metrics import observe_registry_request
 from berth.probes import build_probes
@@ -32,6 +34,8 @@ class Services:
     registry: RegistryClient
     catalog: CatalogService
     health: HealthMonitor
+    jobs: JobStore
+    runner: JobRunner
 
 
 def build_services(settings: Settings) -> Services:
@@ -65,6 +69,8 @@ def build_services(settings: Settings) -> Services:
     )
     catalog = CatalogService(registry, db, settings.cache_ttl, settings.fetch_workers)
     health = HealthMonitor(db, build_probes(settings, registry, catalog), interval=settings.health_interval)
+    jobs = JobStore(db, audit, settings.job_stale_seconds)
+    jobs.mark_interrupted()
     return Services(
         settings=settings,
         db=db,
@@ -76,4 +82,6 @@ def build_services(settings: Settings) -> Services:
         registry=registry,
         catalog=catalog,
         health=health,
+        jobs=jobs,
+        runner=JobRunner(jobs, lambda: job_kinds(settings)),
     )

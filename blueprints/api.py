@@ -8,6 +8,7 @@ from flask import Blueprint, jsonify, request, url_for
 from flask_login import current_user
 
 from berth.catalog_json import image_detail, tag_summary
+from berth.errors import Conflict
 from berth.roles import Role
 from blueprints import services
 from blueprints.access import requires
@@ -69,3 +70,37 @@ def tag(name: str, reference: str):
 def status():
     """``{"registry": {...}, "nfs": {...}, "swarm": {...}, "certs": {...}}``, each with ok, error, findings."""
     return jsonify(current_snapshot())
+
+
+@bp.route("/jobs", methods=["POST"])
+@requires(Role.ADMIN)
+def create_job():
+    """``{"kind": "setup" | "rotate-certs"}`` -> 202 ``{"id", "kind", "status"}``; 409 with the running job's id."""
+    from blueprints.jobs import start_job
+
+    if not request.is_json:
+        return jsonify(error="Send a JSON body with Content-Type: application/json."), 415
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("kind"), str):
+        return jsonify(error='The body must be a JSON object like {"kind": "rotate-certs"}.'), 400
+    unknown = set(body) - {"kind", "confirm"}
+    if unknown or not isinstance(body.get("confirm", False), bool):
+        problem = ", ".join(sorted(unknown)) or "confirm must be true or false"
+        return jsonify(error=f"Unexpected fields: {problem}."), 400
+    kind = body["kind"]
+    try:
+        job = start_job(kind, {"confirm": body.get("confirm", False)} if kind == "setup" else {})
+    except Conflict as exc:
+        active = services().jobs.active(kind)
+        return jsonify(error=exc.message, id=active.id if active else None), 409
+    response = jsonify(id=job.id, kind=job.kind, status=job.status)
+    response.status_code = 202
+    response.headers["Location"] = url_for("api.job", job_id=job.id)
+    return response
+
+
+@bp.route("/jobs/<int:job_id>")
+@requires(Role.ADMIN)
+def job(job_id: int):
+    """A job with its steps and their logs."""
+    return jsonify(services().jobs.get(job_id).as_dict())

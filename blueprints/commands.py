@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import getpass
+import sys
+import time
+
 import click
 from flask import Flask
 from flask.cli import with_appcontext
 
+from berth.errors import BerthError
 from blueprints import services
 
 
 def init_app(app: Flask) -> None:
     """Register Berth's commands."""
     app.cli.add_command(check_config)
+    app.cli.add_command(setup)
+    app.cli.add_command(rotate_certs)
 
 
 @click.command("check-config")
@@ -19,3 +26,47 @@ def init_app(app: Flask) -> None:
 def check_config() -> None:
     """Print the settings Berth runs with (secrets masked)."""
     click.echo(repr(services().settings))
+
+
+@click.command("setup")
+@click.option("--yes", is_flag=True, help="Go ahead even if the NFS check finds a critical problem.")
+@with_appcontext
+def setup(yes: bool) -> None:
+    """Set up (or converge) the registry on the Swarm, printing each step."""
+    _run("setup", {"confirm": yes})
+
+
+@click.command("rotate-certs")
+@with_appcontext
+def rotate_certs() -> None:
+    """Issue a new server certificate and roll the registry onto it (for cron)."""
+    _run("rotate-certs", {})
+
+
+def _run(kind_name: str, options: dict) -> None:
+    """Record the job like the web does, run it here, print its steps; exit 1 if it failed."""
+    svc = services()
+    try:
+        job = svc.jobs.create(svc.runner.kind(kind_name), f"cli:{getpass.getuser()}", "localhost", options)
+    except BerthError as exc:
+        raise click.ClickException(exc.message) from None
+    claimed = svc.jobs.claim("cli", job.id)
+    # a running Berth may have taken it first: then follow it
+    final = svc.runner.run(claimed, echo=click.echo) if claimed is not None else _follow(job.id)
+    for step in final.steps:
+        click.echo(f"[{step.status}] {step.name}")
+        for line in step.log.splitlines():
+            click.echo(f"    {line}")
+    click.echo(f"job {final.id} {final.status}" + (f": {final.error}" if final.error else ""))
+    for key, value in final.result.items():
+        click.echo(f"  {key}: {value}")
+    if final.status != "succeeded":
+        sys.exit(1)
+
+
+def _follow(job_id: int):
+    while True:
+        record = services().jobs.get(job_id)
+        if record.finished:
+            return record
+        time.sleep(1)

@@ -21,7 +21,7 @@ TITLES = {"registry": "Registry", "nfs": "NFS mount", "swarm": "Swarm service", 
 def current_snapshot() -> dict:
     """The latest health reports (probed inline first when the monitor runs without a thread)."""
     monitor = services().health
-    if services().settings.health_background:
+    if services().settings.background:
         monitor.start()
         return monitor.snapshot()
     return monitor.fresh_snapshot()

@@ -43,7 +43,7 @@ def settings(stack, tmp_path) -> Settings:
     """Settings for the devstack, with a fresh data directory per test."""
     environment = {k: v for k, v in stack.items() if k.startswith(("BERTH_", "DOCKER_"))}
     environment["BERTH_DATA_DIR"] = str(tmp_path / "data")
-    environment["BERTH_HEALTH_BACKGROUND"] = "false"  # probe inline: no thread per test app
+    environment["BERTH_BACKGROUND"] = "false"  # no probe or job threads per test app: tests drive them
     return Settings.from_env(environment)
 
 
@@ -59,7 +59,7 @@ def offline_settings(tmp_path) -> Settings:
         ldap_ops_group="cn=registry-ops,ou=groups,dc=pure,dc=lab,dc=com",
         ldap_timeout=1.0,
         data_dir=tmp_path / "data",
-        health_background=False,
+        background=False,
     )
 
 
