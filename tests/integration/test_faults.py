@@ -1,0 +1,286 @@
+"""Faults while clients browse: Berth under gunicorn on the real stack (Swarm), components failing.
+
+Each fault: no 500, no hung worker (every request answers within a bound), a clear
+message where it matters, recovery without restarting Berth once the component is
+back, and no job record lost.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import IN_CI, need
+
+pytestmark = [pytest.mark.stack, pytest.mark.swarm]
+
+ROOT = Path(__file__).resolve().parents[2]
+REQUEST_BOUND = 10.0  # seconds: longer than this counts as a hung worker
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def swarm_stack(tmp_path_factory):
+    import devstack
+
+    state = tmp_path_factory.mktemp("faults-stack")
+    try:
+        env = devstack.up(state, swarm=True)
+    except Exception as exc:  # reported, not hidden
+        need(f"devstack --swarm did not start: {exc}")
+    yield env
+    devstack.down(state)
+
+
+@pytest.fixture(scope="module")
+def berth(swarm_stack, tmp_path_factory):
+    """gunicorn as the README deploys it, against the Swarm stack."""
+    port = _free_port()
+    data = tmp_path_factory.mktemp("faults-data")
+    env = {
+        **os.environ,
+        **swarm_stack,
+        "BERTH_DATA_DIR": str(data),
+        "BERTH_HEALTH_INTERVAL": "1",
+        "BERTH_NFS_DEADLINE": "1",
+        "BERTH_CACHE_TTL": "1",
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    log = open(data / "gunicorn.log", "wb")  # noqa: SIM115 - closed at teardown
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}", "app:app"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
+                break
+        except requests.RequestException:
+            time.sleep(0.2)
+    else:
+        proc.terminate()
+        pytest.fail("gunicorn did not start")
+    yield {"base": base, "data": data, "proc": proc, "env": env}
+    proc.terminate()
+    proc.wait(20)
+    log.close()
+    if not IN_CI:
+        print((data / "gunicorn.log").read_text()[-2000:])
+
+
+def login(base: str, username: str) -> requests.Session:
+    session = requests.Session()
+    session.trust_env = False
+    page = session.get(f"{base}/login", timeout=REQUEST_BOUND).text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    response = session.post(
+        f"{base}/login",
+        data={"username": username, "password": f"{username}-pw", "csrf_token": token},
+        timeout=REQUEST_BOUND,
+        allow_redirects=False,
+    )
+    assert response.status_code == 303, response.text[:300]
+    return session
+
+
+class Browsing:
+    """Clients browsing in the background, recording every status and the slowest answer."""
+
+    PATHS = ("/repositories", "/repositories/node", "/repositories/node/tags/22", "/health", "/")
+
+    def __init__(self, base: str, sessions: list[requests.Session]):
+        self.base, self.sessions = base, sessions
+        self.statuses: list[int] = []
+        self.slowest = 0.0
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, args=(s,), daemon=True) for s in sessions]
+
+    def __enter__(self):
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(REQUEST_BOUND + 5)
+
+    def _run(self, session: requests.Session) -> None:
+        i = 0
+        while not self._stop.is_set():
+            path = self.PATHS[i % len(self.PATHS)]
+            i += 1
+            started = time.monotonic()
+            try:
+                status = session.get(f"{self.base}{path}", timeout=REQUEST_BOUND).status_code
+            except requests.RequestException:
+                status = -1  # no answer within the bound: a hung worker
+            self.slowest = max(self.slowest, time.monotonic() - started)
+            self.statuses.append(status)
+            time.sleep(0.05)
+
+    def check(self) -> None:
+        assert self.statuses, "no request was made"
+        assert 500 not in self.statuses and -1 not in self.statuses, sorted(set(self.statuses))
+        assert self.slowest < REQUEST_BOUND
+
+
+def status_of(base: str, component: str) -> dict:
+    return requests.get(f"{base}/api/v1/status", auth=("olivia", "olivia-pw"), timeout=REQUEST_BOUND).json()[component]
+
+
+def wait_for(predicate, timeout: float = 20.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def job_id(berth):
+    """A finished job recorded before the faults (in Berth's own database); it must survive all of them."""
+    from berth.audit import AuditLog
+    from berth.db import Database
+    from berth.jobs import JobKind, JobStore, Step
+
+    db = Database(berth["data"] / "berth.sqlite3")
+    store = JobStore(db, AuditLog(db))
+    kind = JobKind("rotate-certs", lambda options: [Step("issue", lambda ctx: None)])
+    job = store.create(kind, "alice", "127.0.0.1")
+    store.claim("test", job.id)
+    store.step_finished(job.id, 0, "succeeded")
+    store.finish(job.id, "succeeded", None, {"new_fingerprint": "AA:BB"})
+    return job.id
+
+
+def test_registry_stopped_and_started(berth, swarm_stack, job_id):
+    import docker
+
+    base = berth["base"]
+    client = docker.DockerClient(base_url=swarm_stack["DOCKER_HOST"], timeout=20)
+    service = client.services.get("registry")
+    sessions = [login(base, "dave"), login(base, "olivia")]
+    with Browsing(base, sessions) as browsing:
+        service.scale(0)
+        wait_for(lambda: not status_of(base, "registry")["ok"], what="the registry panel to turn red")
+        page = sessions[0].get(f"{base}/repositories/debian", timeout=REQUEST_BOUND)
+        assert page.status_code == 502 and "Cannot connect to registry" in page.text
+        service.reload()
+        service.scale(1)
+        wait_for(lambda: status_of(base, "registry")["ok"], timeout=40, what="the registry panel to recover")
+        wait_for(
+            lambda: sessions[0].get(f"{base}/repositories/debian", timeout=REQUEST_BOUND).status_code == 200,
+            what="the catalog to recover",
+        )
+    browsing.check()
+
+
+def test_directory_stopped(berth, swarm_stack, job_id):
+    from devstack import control
+
+    base = berth["base"]
+    session = login(base, "dave")
+    state = swarm_stack["DEVSTACK_STATE_DIR"]
+    with Browsing(base, [session]) as browsing:
+        control.stop(state, "slapd")
+        try:
+            assert session.get(f"{base}/repositories", timeout=REQUEST_BOUND).status_code == 200  # still browsing
+            fresh = requests.Session()
+            fresh.trust_env = False
+            page = fresh.get(f"{base}/login", timeout=REQUEST_BOUND).text
+            token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+            refused = fresh.post(
+                f"{base}/login",
+                data={"username": "olivia", "password": "olivia-pw", "csrf_token": token},
+                timeout=REQUEST_BOUND,
+            )
+            assert refused.status_code == 503 and "Directory unreachable" in refused.text
+        finally:
+            control.restart_slapd(state)
+        login(base, "olivia")  # recovered without restarting Berth
+    browsing.check()
+
+
+def test_docker_engine_frozen(berth, swarm_stack, job_id):
+    from devstack import control
+
+    base = berth["base"]
+    state = swarm_stack["DEVSTACK_STATE_DIR"]
+    with Browsing(base, [login(base, "olivia")]) as browsing:
+        control.freeze(state, "dockerd")
+        try:
+            wait_for(lambda: not status_of(base, "swarm")["ok"], what="the Swarm panel to turn red")
+            swarm = status_of(base, "swarm")
+            assert any(f["level"] == "critical" for f in swarm["findings"])
+        finally:
+            control.thaw(state, "dockerd")
+        wait_for(lambda: status_of(base, "swarm")["ok"], timeout=30, what="the Swarm panel to recover")
+    browsing.check()
+
+
+def test_nfs_probe_hangs(berth, swarm_stack, job_id):
+    """The write probe opens .berth-probe-HOST-PID; a FIFO there makes open() block in the kernel."""
+    base = berth["base"]
+    nfs_path = Path(swarm_stack["BERTH_NFS_PATH"])
+    workers = [
+        int(p)
+        for p in subprocess.run(["pgrep", "-P", str(berth["proc"].pid)], capture_output=True, text=True).stdout.split()
+    ]
+    fifos = [nfs_path / f".berth-probe-{socket.gethostname()}-{pid}" for pid in workers]
+    with Browsing(base, [login(base, "olivia")]) as browsing:
+        for fifo in fifos:
+            os.mkfifo(fifo)
+        try:
+            wait_for(
+                lambda: "not responding" in str(status_of(base, "nfs")["findings"]),
+                what="the NFS panel to say the server is not responding",
+            )
+            started = time.monotonic()
+            assert requests.get(f"{base}/api/v1/status", auth=("olivia", "olivia-pw"), timeout=5).status_code == 200
+            assert time.monotonic() - started < 2
+        finally:
+            for fifo in fifos:
+                fifo.unlink(missing_ok=True)
+        wait_for(lambda: status_of(base, "nfs")["error"] is None, what="the NFS panel to recover")
+    browsing.check()
+
+
+def test_sqlite_locked_for_five_seconds(berth, job_id):
+    base = berth["base"]
+    database = berth["data"] / "berth.sqlite3"
+    with Browsing(base, [login(base, "dave")]) as browsing:
+        conn = sqlite3.connect(database, timeout=10, isolation_level=None)
+        conn.execute("BEGIN EXCLUSIVE")
+        time.sleep(5)
+        conn.execute("COMMIT")
+        conn.close()
+        time.sleep(1)
+    browsing.check()
+
+
+def test_no_job_record_lost(berth, job_id):
+    job = requests.get(f"{berth['base']}/api/v1/jobs/{job_id}", auth=("alice", "alice-pw"), timeout=REQUEST_BOUND)
+    assert job.status_code == 200 and job.json()["kind"] == "rotate-certs"
+    assert job.json()["status"] == "succeeded" and job.json()["result"] == {"new_fingerprint": "AA:BB"}
