@@ -47,6 +47,9 @@ class Settings:
     docker_host: str | None = None
     swarm_service: str = "registry"
     registry_image: str = "registry:2"
+    swarm_host_network: bool = False
+    swarm_converge_timeout: float = 120.0
+    swarm_placement: tuple[str, ...] = ()
     registry_hostnames: tuple[str, ...] = ()
     cert_days: int = 90
     ca_dir: Path | None = None
@@ -143,6 +146,9 @@ class Settings:
             docker_host=env.get("DOCKER_HOST") or None,
             swarm_service=env.get("BERTH_SWARM_SERVICE") or "registry",
             registry_image=env.get("BERTH_REGISTRY_IMAGE") or "registry:2",
+            swarm_host_network=env.flag("BERTH_SWARM_HOST_NETWORK", False),
+            swarm_converge_timeout=env.number("BERTH_SWARM_CONVERGE_TIMEOUT", 120.0, float),
+            swarm_placement=tuple(c.strip() for c in (env.get("BERTH_SWARM_PLACEMENT") or "").split(",") if c.strip()),
             registry_hostnames=hostnames,
             cert_days=env.number("BERTH_CERT_DAYS", 90, int),
             ca_dir=ca_dir,

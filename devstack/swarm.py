@@ -453,6 +453,7 @@ class SwarmStack:
             "DOCKER_HOST": self.paths.docker_host,
             "BERTH_REGISTRY_IMAGE": IMAGE,
             "BERTH_SWARM_SERVICE": SERVICE,
+            "BERTH_SWARM_HOST_NETWORK": "true",  # this engine has no bridge or ingress network
             "DEVSTACK_SWARM": "1",
         }
 
