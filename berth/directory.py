@@ -84,12 +84,11 @@ class Directory:
         self.timeout = timeout
         self._admin_group = normalise_dn(admin_group)
         self._ops_group = normalise_dn(ops_group)
-        tls = Tls(
+        self._tls = Tls(
             validate=ssl.CERT_REQUIRED,
             version=ssl.PROTOCOL_TLS_CLIENT,
             ca_certs_file=str(ca_file) if ca_file else None,
         )
-        self._server = Server(url, tls=tls, connect_timeout=timeout, get_info=None)
 
     def authenticate(self, username: str, password: str) -> DirectoryUser:
         """The user, if ``password`` is theirs; InvalidCredentials or DirectoryUnavailable if not."""
@@ -112,8 +111,12 @@ class Directory:
             return self._user(conn, dn, attributes)
 
     def _connection(self, user: str | None, password: str | None) -> Connection:
+        # A new Server per connection: ldap3 remembers an address that failed as
+        # unavailable for a while, which would keep Berth locked out after the
+        # directory came back.
+        server = Server(self.url, tls=self._tls, connect_timeout=self.timeout, get_info=None)
         return Connection(
-            self._server,
+            server,
             user=user,
             password=password,
             receive_timeout=max(1, math.ceil(self.timeout)),  # ldap3 packs it as an int

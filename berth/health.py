@@ -57,24 +57,34 @@ class HealthMonitor:
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._cycle_lock = threading.Lock()
+        self._cache: tuple[float, dict] | None = None
+        self._cache_seconds = min(1.0, interval / 2)
         db.add_schema(SCHEMA)
 
     # --- reading -----------------------------------------------------------------
 
     def snapshot(self) -> dict[str, dict]:
-        """The latest report of every component, each with ``age_seconds``."""
-        with self._db.connect() as conn:
-            rows = {r["component"]: r for r in conn.execute("SELECT * FROM health")}
+        """The latest report of every component, each with ``age_seconds``.
+
+        Decoded reports are kept for up to a second per process: under load, pages
+        would otherwise spend most of their time re-reading the same rows.
+        """
         now = time.time()
+        cached = self._cache
+        if cached is None or now - cached[0] > self._cache_seconds:
+            with self._db.connect() as conn:
+                rows = {
+                    r["component"]: (json.loads(r["report"]), r["checked_at"])
+                    for r in conn.execute("SELECT * FROM health")
+                }
+            cached = self._cache = (now, rows)
         result = {}
         for name in COMPONENTS:
-            row = rows.get(name)
-            if row is None:
+            if name not in cached[1]:
                 result[name] = {**placeholder("Not checked yet."), "age_seconds": None}
                 continue
-            report = json.loads(row["report"])
-            report["age_seconds"] = round(now - row["checked_at"], 1)
-            result[name] = report
+            report, checked_at = cached[1][name]
+            result[name] = {**report, "age_seconds": round(now - checked_at, 1)}
         return result
 
     def fresh_snapshot(self) -> dict[str, dict]:
@@ -162,3 +172,4 @@ class HealthMonitor:
                     for name, report in results.items()
                 ],
             )
+        self._cache = None  # this process reads its own new reports at once

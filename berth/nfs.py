@@ -11,6 +11,7 @@ reaped later with ``waitpid(WNOHANG)`` (:func:`reap_abandoned`). Reading ``/proc
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import gc
 import json
@@ -72,6 +73,11 @@ __all__ = [
 GIB = 1024**3
 REPOSITORIES = "docker/registry/v2/repositories"
 WALK_LIMIT = 100_000
+PR_SET_PDEATHSIG = 1
+try:  # resolved here, in the parent: dlopen in a forked child of a threaded process can deadlock
+    _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):
+    _PRCTL = None
 REFERENCE_FSTAB = "SERVER:/docker {path} nfs hard,rw,bg,vers=3,tcp,nolock,timeo=600 0 0"
 
 
@@ -357,6 +363,7 @@ def run_in_child(fn: Callable[..., Iterable[dict]], *args: object, deadline: flo
     reap_abandoned()
     started = time.monotonic()
     read_fd, write_fd = os.pipe()
+    parent = os.getpid()
     try:
         pid = os.fork()
     except OSError as exc:
@@ -364,7 +371,7 @@ def run_in_child(fn: Callable[..., Iterable[dict]], *args: object, deadline: flo
         os.close(write_fd)
         return ChildResult([], failure=f"cannot start a probe process: {exc.strerror}")
     if pid == 0:  # pragma: no cover - the child's coverage is not collected
-        _child_main(read_fd, write_fd, fn, args)
+        _child_main(read_fd, write_fd, fn, args, parent)
     os.close(write_fd)
     try:
         messages, finished, failure = _collect(read_fd, started + deadline)
@@ -375,14 +382,16 @@ def run_in_child(fn: Callable[..., Iterable[dict]], *args: object, deadline: flo
     return ChildResult(messages, timed_out=not finished, failure=failure, elapsed_ms=elapsed)
 
 
-def _child_main(read_fd: int, write_fd: int, fn: Callable[..., Iterable[dict]], args: tuple) -> None:
+def _child_main(read_fd: int, write_fd: int, fn: Callable[..., Iterable[dict]], args: tuple, parent: int) -> None:
     """In the child: keep only the pipe, stream each result as a JSON line, and leave without cleanup."""
     code = 0
     try:
         gc.disable()  # no finalizer may run on objects whose descriptors are closed below
+        _die_with_parent(parent)
         os.close(read_fd)
         os.closerange(3, write_fd)
         os.closerange(write_fd + 1, _max_fd())
+        _detach_stdio()
         for message in fn(*args):
             _send(write_fd, {"message": message})
     except OSError as exc:  # a system error the function did not expect is still an answer about the mount
@@ -394,6 +403,27 @@ def _child_main(read_fd: int, write_fd: int, fn: Callable[..., Iterable[dict]], 
             _send(write_fd, {"failure": f"{type(exc).__name__}: {exc}"})
     finally:
         os._exit(code)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Have the kernel SIGKILL this child when the thread that forked it exits (Linux).
+
+    A probe stuck on a hung mount must not outlive the gunicorn worker that started it
+    (a restart or deploy would otherwise leave one orphan per stuck probe).
+    """
+    if _PRCTL is not None:
+        _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _detach_stdio() -> None:
+    """Point 0-2 at /dev/null so a stuck child holds none of the worker's pipes open."""
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    if null > 2:
+        os.close(null)
 
 
 def _max_fd() -> int:

@@ -8,6 +8,7 @@ directory on a schedule.
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 
@@ -30,11 +31,18 @@ class SessionRecord:
 
 
 class SessionStore:
-    """Creates, reads, refreshes and ends sessions."""
+    """Creates, reads, refreshes and ends sessions.
 
-    def __init__(self, db: Database, lifetime: int):
+    Reads are kept for ``cache_seconds`` per process (every request reads its session);
+    a logout in one worker therefore reaches the others within that time.
+    """
+
+    def __init__(self, db: Database, lifetime: int, cache_seconds: float = 2.0):
         self._db = db
         self.lifetime = lifetime
+        self._cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, SessionRecord]] = {}
+        self._lock = threading.Lock()
 
     def create(self, username: str, dn: str, display_name: str, role: Role, address: str) -> SessionRecord:
         """Start a session; the returned id goes into the cookie."""
@@ -50,6 +58,22 @@ class SessionStore:
 
     def get(self, session_id: str) -> SessionRecord | None:
         """The live session with this id, or None if unknown, ended or expired."""
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(session_id)
+        if hit and now - hit[0] < self._cache_seconds and hit[1].created_at >= time.time() - self.lifetime:
+            return hit[1]
+        record = self._read(session_id)
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            if record is None:
+                self._cache.pop(session_id, None)
+            else:
+                self._cache[session_id] = (now, record)
+        return record
+
+    def _read(self, session_id: str) -> SessionRecord | None:
         with self._db.connect() as conn:
             row = conn.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
         if row is None or row["created_at"] < time.time() - self.lifetime:
@@ -67,6 +91,7 @@ class SessionStore:
 
     def refresh(self, session_id: str, display_name: str, role: Role) -> None:
         """Record what the directory said about the user just now."""
+        self._forget(session_id)
         with self._db.connect() as conn:
             conn.execute(
                 "UPDATE sessions SET display_name = ?, role = ?, checked_at = ? WHERE id = ?",
@@ -75,5 +100,10 @@ class SessionStore:
 
     def end(self, session_id: str) -> None:
         """Forget the session; its cookie no longer logs anyone in."""
+        self._forget(session_id)
         with self._db.connect() as conn:
             conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+
+    def _forget(self, session_id: str) -> None:
+        with self._lock:
+            self._cache.pop(session_id, None)
