@@ -30,3 +30,62 @@ document.addEventListener("submit", (event) => {
   const form = event.target.closest("form[data-confirm]");
   if (form && !window.confirm(form.getAttribute("data-confirm"))) event.preventDefault();
 });
+
+// Sort pickers: <select data-order="#order-select"> resets the order to the natural one for
+// the new key (newest first for dates, A → Z for names) and relabels it. Capture phase, so
+// the order is right before htmx reads the form for the request the same change triggers.
+const resetOrder = (event) => {
+  const sort = event.target.closest && event.target.closest("select[data-order]");
+  if (!sort || sort.dataset.lastValue === sort.value) return;
+  sort.dataset.lastValue = sort.value;
+  const order = document.querySelector(sort.getAttribute("data-order"));
+  if (!order) return;
+  for (const option of order.options) {
+    option.textContent = option.dataset[sort.value] || option.textContent;
+  }
+  order.value = sort.value === "created" ? "desc" : "asc";
+};
+document.addEventListener("input", resetOrder, true);
+document.addEventListener("change", resetOrder, true);
+
+// Tabs whose panel htmx swaps (<a role="tab" hx-get>): mark the clicked tab as selected
+// once its panel has arrived; the tabs themselves are outside the swapped panel.
+document.addEventListener("htmx:afterRequest", (event) => {
+  const tab = event.detail.elt;
+  if (!event.detail.successful || !tab || tab.getAttribute("role") !== "tab") return;
+  const list = tab.closest("[role=tablist]");
+  if (!list) return;
+  for (const other of list.querySelectorAll("[role=tab]")) {
+    other.setAttribute("aria-selected", other === tab ? "true" : "false");
+  }
+});
+
+// Regions that replace themselves while polling (health panels, job status): keep the
+// <details> a reader opened, and the keyboard focus, across each swap.
+const keptState = new Map();
+const focusablesIn = (root) => [...root.querySelectorAll("a[href], button, summary, input, select, textarea")];
+const detailsKeys = (root) => {
+  const seen = {};
+  return [...root.querySelectorAll("details")].map((d) => {
+    const summary = d.querySelector("summary");
+    const label = summary ? summary.textContent.trim() : "";
+    seen[label] = (seen[label] || 0) + 1;
+    return [d, label + "#" + seen[label]];
+  });
+};
+document.addEventListener("htmx:beforeSwap", (event) => {
+  const old = event.detail.target;
+  if (!old || !old.id || !event.detail.shouldSwap) return;
+  const open = detailsKeys(old).filter(([d]) => d.open).map(([, key]) => key);
+  const focused = focusablesIn(old).indexOf(document.activeElement);
+  if (open.length || focused >= 0) keptState.set(old.id, { open, focused });
+});
+document.addEventListener("htmx:afterSwap", (event) => {
+  const fresh = event.target;
+  const state = fresh && fresh.id && keptState.get(fresh.id);
+  if (!state) return;
+  keptState.delete(fresh.id);
+  for (const [d, key] of detailsKeys(fresh)) if (state.open.includes(key)) d.open = true;
+  const target = state.focused >= 0 && focusablesIn(fresh)[state.focused];
+  if (target) target.focus({ preventScroll: true });
+});
