@@ -49,7 +49,7 @@ class AuditLog:
         with self._db.connect() as conn:
             rows = conn.execute(
                 "SELECT * FROM audit WHERE id < ? ORDER BY id DESC LIMIT ?",
-                (before_id if before_id is not None else 2**62, limit),
+                (2**62 if before_id is None else max(-(2**62), min(before_id, 2**62)), limit),
             ).fetchall()
         return [
             AuditEntry(

@@ -178,8 +178,21 @@ class CatalogService:
                 raise NotFound(f"Repository {name!r} has no tag {reference!r}.") from None
         images, errors = self.images(name, [digest])
         if digest in errors:
-            raise BadUpstreamResponse(errors[digest], upstream=self.client.name)
+            if is_digest(reference):
+                self._check_digest_exists(name, digest)
+            message = errors[digest]
+            if self.client.name not in message:  # a parse error from berth.images names no registry
+                message = f"Registry {self.client.name} served {name}@{digest} in a form Berth cannot read: {message}."
+            raise BadUpstreamResponse(message, upstream=self.client.name)
         return digest, images[digest]
+
+    def _check_digest_exists(self, name: str, digest: str) -> None:
+        """NotFound (not a 502) when the registry holds no manifest ``digest`` in ``name``."""
+        try:
+            self.client.resolve(name, digest)
+        except NotFound:
+            self.tag_names(name)  # raises the clearer "no repository" first
+            raise NotFound(f"Repository {name!r} has no image {digest}.") from None
 
     def images(self, name: str, digests: Iterable[str]) -> tuple[dict[str, Image], dict[str, str]]:
         """Assembled images by digest, and an error message for each that could not be read."""

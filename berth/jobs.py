@@ -207,6 +207,8 @@ class JobStore:
 
     def get(self, job_id: int) -> JobRecord:
         """The job with its steps; NotFound if there is none."""
+        if not 0 < job_id < 2**63:  # SQLite raises OverflowError past its integer range
+            raise NotFound(f"There is no job {job_id}.")
         with self._db.connect() as conn:
             row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
             steps = conn.execute("SELECT * FROM job_steps WHERE job_id = ? ORDER BY position", (job_id,)).fetchall()

@@ -45,9 +45,10 @@ MAX_PAGES = 100_000
 MAX_REDIRECTS = 3
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-NAME_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
-TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$|^sha512:[a-f0-9]{128}$")
+# \Z, not $: "$" also matches before a trailing newline, which would let "latest\n" through
+NAME_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*\Z")
+TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")
+DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}\Z|^sha512:[a-f0-9]{128}\Z")
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,8 @@ def init_app(app: Flask) -> None:
 
 
 def _load_session_user(session_id: str) -> WebUser | None:
+    if not isinstance(session_id, str):
+        return None  # a cookie signed with our key but holding no session id we would issue
     record = services().sessions.get(session_id)
     if record is None:
         return None

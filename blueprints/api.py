@@ -80,7 +80,10 @@ def create_job():
 
     if not request.is_json:
         return jsonify(error="Send a JSON body with Content-Type: application/json."), 415
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # nesting deeper than the parser's stack; silent= only covers ValueError
+        body = None
     if not isinstance(body, dict) or not isinstance(body.get("kind"), str):
         return jsonify(error='The body must be a JSON object like {"kind": "rotate-certs"}.'), 400
     unknown = set(body) - {"kind", "confirm"}

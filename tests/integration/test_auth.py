@@ -163,10 +163,11 @@ def test_every_route_for_every_role(client, auth, username):
             assert f"needs the {needed} role" in response.get_data(as_text=True)
 
 
-def test_forbidden_api_answer_is_json(app, client, auth):
+def test_forbidden_api_answer_is_json(app, client, auth, monkeypatch):
     from berth.roles import Role
 
-    app.view_functions["api.me"].berth_access = Role.OPS
+    # monkeypatch: the view function is shared by every app, so the change must not outlive this test
+    monkeypatch.setattr(app.view_functions["api.me"], "berth_access", Role.OPS)
     response = client.get("/api/v1/me", auth=("dave", "dave-pw"))
     assert response.status_code == 403 and "needs the ops role" in response.get_json()["error"]
 
