@@ -12,6 +12,9 @@ graceful_timeout = 20
 accesslog = "-"
 errorlog = "-"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# No runtime control socket: Berth needs none, and two Berths on one host would share
+# the default path ($HOME/.gunicorn/gunicorn.ctl).
+control_socket_disable = True
 
 # Registry request timings are shared between workers through prometheus_client's
 # multiprocess mode; the directory is fresh for each start.

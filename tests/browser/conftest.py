@@ -83,7 +83,7 @@ def _stop(process: subprocess.Popen) -> None:
             process.wait(timeout=10)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # down before the integration tests start their own Swarm engines
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """Berth as deployed (gunicorn + gunicorn.conf.py) on a fresh Swarm devstack."""
     import devstack
@@ -111,8 +111,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     log = work / "gunicorn.log"
     gunicorn = Path(sys.executable).parent / "gunicorn"
     command = [str(gunicorn), "--config", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}", "app:app"]
-    # Its own control socket, so it never takes over one of another gunicorn on this machine.
-    command[1:1] = ["--control-socket", str(work / "gunicorn.ctl")]
     with log.open("wb") as out:
         process = subprocess.Popen(
             command, cwd=ROOT, env=environment, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
