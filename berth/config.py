@@ -71,6 +71,7 @@ class Settings:
     nfs_write_probe: bool = True
     registry_config: Path | None = None
     metrics_public: bool = False
+    public_url: str | None = None
 
     def __post_init__(self) -> None:
         if self.ca_dir is None:
@@ -167,6 +168,9 @@ class Settings:
             nfs_write_probe=env.flag("BERTH_NFS_WRITE_PROBE", True),
             registry_config=env.path("BERTH_REGISTRY_CONFIG"),
             metrics_public=env.flag("BERTH_METRICS_PUBLIC", False),
+            public_url=env.url("BERTH_PUBLIC_URL", None, ("https", "http")).rstrip("/")
+            if env.get("BERTH_PUBLIC_URL")
+            else None,
             background=env.flag("BERTH_BACKGROUND", True),
             job_stale_seconds=env.number("BERTH_JOB_STALE_SECONDS", 15.0, float),
         )

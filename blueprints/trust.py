@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, render_template
+from flask import Blueprint, Response, render_template, url_for
 
 from berth.certs import read_certificate
 from berth.errors import NotFound
@@ -30,7 +30,12 @@ def trust():
     """Per-OS steps to trust the registry's CA."""
     settings = services().settings
     ca = read_certificate(current_ca_path())
-    return render_template("trust.html", ca=ca, host=settings.registry_host, registry_url=settings.registry_url)
+    path = url_for("trust.ca_certificate")
+    # BERTH_PUBLIC_URL, when set, keeps a forged Host header (or a TLS proxy) out of the commands
+    ca_url = f"{settings.public_url}{path}" if settings.public_url else url_for("trust.ca_certificate", _external=True)
+    return render_template(
+        "trust.html", ca=ca, host=settings.registry_host, registry_url=settings.registry_url, ca_url=ca_url
+    )
 
 
 @bp.route("/ca.crt")

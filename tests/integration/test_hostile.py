@@ -767,14 +767,13 @@ def test_forged_host_is_never_a_500_nor_markup_on_trust(app, client, auth, host)
     assert not data_script_tags(body) and "<script>alert" not in body
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="/trust builds the ca.crt URL from the request's Host; needs a BERTH_PUBLIC_URL (or SERVER_NAME) setting",
-)
-def test_forged_host_does_not_change_the_trust_commands(app, client, auth):
-    auth.login("dave")
-    response = get_with_host(app, client, "/trust", "evil.example")
-    assert response.status_code == 200 and "evil.example" not in response.get_data(as_text=True)
+def test_forged_host_does_not_change_the_trust_commands(settings):
+    """With BERTH_PUBLIC_URL set (as stack.yml does), the commands never come from the Host header."""
+    app = make_app(settings.replace(public_url="https://berth.pure.lab.com"))
+    client = app.test_client()
+    AuthActions(client).login("dave")
+    body = get_with_host(app, client, "/trust", "evil.example").get_data(as_text=True)
+    assert "evil.example" not in body and "https://berth.pure.lab.com/ca.crt" in body
 
 
 def test_spoofed_forwarded_for_is_ignored_by_default(app, client, auth):
