@@ -20,17 +20,10 @@ from datetime import datetime
 from berth.cache import ContentCache, FactCache, Memo
 from berth.db import Database
 from berth.errors import BadUpstreamResponse, NotFound
-from berth.images import (
-    Image,
-    ImageConfig,
-    ImageIndex,
-    ImageManifest,
-    PlatformImage,
-    assemble,
-    parse_config,
-    parse_manifest,
-)
-from berth.registry import RegistryClient, check_name, check_reference, is_digest
+from berth.image_model import Image, ImageConfig, ImageIndex, ImageManifest, PlatformImage, assemble
+from berth.images import parse_config, parse_manifest
+from berth.references import check_name, check_reference, is_digest
+from berth.registry import RegistryClient
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from berth.catalog import TagInfo, platforms_in_order
-from berth.images import HistoryEntry, Image, PlatformImage
+from berth.image_model import HistoryEntry, Image, PlatformImage
 
 
 def iso(moment: datetime | None) -> str | None:

@@ -1,9 +1,10 @@
 """Registry documents -> plain, frozen dataclasses.
 
 Parses what the registry serves for a tag or digest (Docker schema 2 and OCI image manifests,
-Docker manifest lists and OCI image indexes) and image configs, then assembles them into one
-`Image`. Everything the registry could get wrong becomes `BadUpstreamResponse`, never another
-exception: the documents come from the network, so none of their fields is trusted.
+Docker manifest lists and OCI image indexes) and image configs into the dataclasses of
+:mod:`berth.image_model`, which assembles them into one `Image`. Everything the registry
+could get wrong becomes `BadUpstreamResponse`, never another exception: the documents come
+from the network, so none of their fields is trusted.
 """
 
 from __future__ import annotations
@@ -12,12 +13,20 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from types import MappingProxyType
 from typing import Any
 
 from berth.errors import BadUpstreamResponse
+from berth.image_model import (
+    UNKNOWN_PLATFORM,
+    Descriptor,
+    HistoryEntry,
+    ImageConfig,
+    ImageIndex,
+    ImageManifest,
+    platform_string,
+)
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -37,7 +46,6 @@ ACCEPT_MANIFESTS: str = ", ".join((OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_
 _GENERIC_TYPES = frozenset({"", "application/json", "text/plain", "application/octet-stream"})
 SCHEMA1_MESSAGE = "schema 1 manifests are not supported (deprecated); re-push the image"
 ATTESTATION_ANNOTATION = "vnd.docker.reference.type"
-UNKNOWN_PLATFORM = "unknown/unknown"
 
 _DIGEST = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
 _HEX_LENGTHS = {"sha256": 64, "sha512": 128}
@@ -45,124 +53,6 @@ _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))",
     re.ASCII,
 )
-_EMPTY: Mapping[str, str] = MappingProxyType({})
-
-
-def _frozen_map() -> Mapping[str, str]:
-    return _EMPTY
-
-
-@dataclass(frozen=True)
-class Descriptor:
-    """A layer, a config, or a child manifest in an index."""
-
-    digest: str
-    media_type: str
-    size: int
-    platform: str | None = None
-    annotations: Mapping[str, str] = field(default_factory=_frozen_map, hash=False)
-
-
-@dataclass(frozen=True)
-class ImageManifest:
-    """A Docker schema 2 or OCI image manifest."""
-
-    digest: str
-    media_type: str
-    config: Descriptor
-    layers: tuple[Descriptor, ...]
-
-    @property
-    def size_bytes(self) -> int:
-        """The compressed image size: config plus layers."""
-        return self.config.size + sum(layer.size for layer in self.layers)
-
-
-@dataclass(frozen=True)
-class ImageIndex:
-    """An OCI image index or Docker manifest list."""
-
-    digest: str
-    media_type: str
-    manifests: tuple[Descriptor, ...]
-    attestations: tuple[Descriptor, ...]
-
-
-@dataclass(frozen=True)
-class HistoryEntry:
-    """One step of the image's build history."""
-
-    created: datetime | None
-    created_by: str
-    comment: str
-    empty_layer: bool
-
-
-@dataclass(frozen=True)
-class ImageConfig:
-    """The parts of an image config that people look at."""
-
-    created: datetime | None
-    os: str
-    architecture: str
-    variant: str | None
-    labels: Mapping[str, str] = field(hash=False)
-    env: tuple[str, ...]
-    entrypoint: tuple[str, ...] | None
-    cmd: tuple[str, ...] | None
-    working_dir: str
-    user: str
-    exposed_ports: tuple[str, ...]
-    history: tuple[HistoryEntry, ...]
-
-    @property
-    def platform(self) -> str:
-        """The platform as "os/arch[/variant]"."""
-        return platform_string(self.os, self.architecture, self.variant)
-
-
-@dataclass(frozen=True)
-class PlatformImage:
-    """One runnable image: a plain manifest, or one child of an index."""
-
-    platform: str
-    manifest: ImageManifest
-    config: ImageConfig | None
-
-    @property
-    def size_bytes(self) -> int:
-        """The compressed size of this platform's image."""
-        return self.manifest.size_bytes
-
-    @property
-    def created(self) -> datetime | None:
-        """When this platform's image was built, if known."""
-        return self.config.created if self.config else None
-
-
-@dataclass(frozen=True)
-class Image:
-    """What a tag points at, assembled: one `PlatformImage` per platform."""
-
-    digest: str
-    media_type: str
-    is_index: bool
-    images: tuple[PlatformImage, ...]
-
-    @property
-    def size_bytes(self) -> int:
-        """The total compressed size over all platforms."""
-        return sum(image.size_bytes for image in self.images)
-
-    @property
-    def created(self) -> datetime | None:
-        """The newest build time over all platforms, if any is known."""
-        return max((image.created for image in self.images if image.created), default=None)
-
-    @property
-    def platforms(self) -> tuple[str, ...]:
-        """The platforms, sorted and without repeats."""
-        return tuple(sorted({image.platform for image in self.images}))
 
 
 def _bad(message: str) -> BadUpstreamResponse:
@@ -172,11 +62,6 @@ def _bad(message: str) -> BadUpstreamResponse:
 def sha256_digest(data: bytes) -> str:
     """The content digest of `data`, as "sha256:<hex>"."""
     return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def platform_string(os: str, architecture: str, variant: str | None) -> str:
-    """Format a platform as "os/arch" or "os/arch/variant"."""
-    return f"{os}/{architecture}/{variant}" if variant else f"{os}/{architecture}"
 
 
 def _check_digest(value: object, where: str) -> str:
@@ -394,32 +279,3 @@ def parse_config(data: bytes) -> ImageConfig:
         exposed_ports=tuple(sorted(_get(run, "ExposedPorts", dict, "config", {}))),
         history=tuple(_history_entry(entry, f"history[{i}]") for i, entry in enumerate(history)),
     )
-
-
-def _platform_image(manifest: ImageManifest, platform: str | None, configs: Mapping[str, ImageConfig]) -> PlatformImage:
-    config = configs.get(manifest.config.digest)
-    name = platform or (config.platform if config else UNKNOWN_PLATFORM)
-    return PlatformImage(platform=name, manifest=manifest, config=config)
-
-
-def _index_images(
-    index: ImageIndex, children: Mapping[str, ImageManifest], configs: Mapping[str, ImageConfig]
-) -> tuple[PlatformImage, ...]:
-    images = []
-    for entry in index.manifests:
-        child = children.get(entry.digest)
-        if not isinstance(child, ImageManifest):
-            raise _bad(f"index {index.digest} lists manifest {entry.digest}, which is missing")
-        images.append(_platform_image(child, entry.platform, configs))
-    return tuple(images)
-
-
-def assemble(
-    top: ImageManifest | ImageIndex, children: Mapping[str, ImageManifest], configs: Mapping[str, ImageConfig]
-) -> Image:
-    """Put a tag's manifest or index together with its child manifests and configs (keyed by digest)."""
-    if isinstance(top, ImageIndex):
-        images = _index_images(top, children, configs)
-    else:
-        images = (_platform_image(top, None, configs),)
-    return Image(digest=top.digest, media_type=top.media_type, is_index=isinstance(top, ImageIndex), images=images)

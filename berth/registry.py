@@ -10,10 +10,7 @@ bodies are read up to a bound, so a registry answering nonsense cannot exhaust m
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import re
-import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -25,8 +22,18 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
-from berth.errors import BadUpstreamResponse, NotFound, Unauthorized, UpstreamUnavailable
-from berth.registry_auth import Challenge, TokenCache, parse_challenge
+from berth.errors import BadUpstreamResponse, Unauthorized, UpstreamUnavailable
+from berth.references import DIGEST_RE, check_name, check_reference, is_digest
+from berth.registry_auth import Challenge, TokenCache, basic_authorization, parse_challenge
+from berth.registry_http import (
+    PageSizeRefused,
+    check_status,
+    json_object,
+    media_type,
+    origin,
+    read_bounded,
+    tls_message,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +50,6 @@ MAX_BLOB_BYTES = 8 * 1024 * 1024  # image configs; layers are never fetched
 MAX_LIST_BYTES = 16 * 1024 * 1024  # one page of _catalog or tags/list
 MAX_PAGES = 100_000
 MAX_REDIRECTS = 3
-
-_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-# \Z, not $: "$" also matches before a trailing newline, which would let "latest\n" through
-NAME_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*\Z")
-TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")
-DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}\Z|^sha512:[a-f0-9]{128}\Z")
 
 
 @dataclass(frozen=True)
@@ -77,25 +78,6 @@ class RawDocument:
     data: bytes
 
 
-def check_name(name: str) -> str:
-    """``name`` if it is a valid repository name, else NotFound (nothing to look up)."""
-    if len(name) > 255 or not NAME_RE.match(name):
-        raise NotFound(f"{name[:80]!r} is not a valid repository name.")
-    return name
-
-
-def check_reference(reference: str) -> str:
-    """``reference`` if it is a valid tag or digest, else NotFound."""
-    if not (TAG_RE.match(reference) or DIGEST_RE.match(reference)):
-        raise NotFound(f"{reference[:80]!r} is not a valid tag or digest.")
-    return reference
-
-
-def is_digest(reference: str) -> bool:
-    """Whether ``reference`` names content (a digest) rather than a tag."""
-    return ":" in reference
-
-
 class RegistryClient:
     """Talks to one Distribution registry."""
 
@@ -113,7 +95,7 @@ class RegistryClient:
     ):
         self.base_url = base_url.rstrip("/")
         self.name = urlsplit(self.base_url).netloc
-        self._origin = _origin(self.base_url)
+        self._origin = origin(self.base_url)
         self._ca_bundle = ca_bundle
         self._credentials = (username, password or "") if username else None
         self._timeout = (connect_timeout, timeout)
@@ -146,7 +128,7 @@ class RegistryClient:
         """Every repository name, following ``Link`` to the last page."""
         try:
             return self._paged(f"/v2/_catalog?n={page_size}", "repositories", "registry:catalog:*")
-        except _PageSizeRefused:
+        except PageSizeRefused:
             return self._paged("/v2/_catalog?n=100", "repositories", "registry:catalog:*")
 
     def tags(self, name: str) -> list[str]:
@@ -155,7 +137,7 @@ class RegistryClient:
         path = f"/v2/{name}/tags/list?n=1000"
         try:
             return self._paged(path, "tags", f"repository:{name}:pull", what=f"repository {name}")
-        except _PageSizeRefused:
+        except PageSizeRefused:
             return self._paged(f"/v2/{name}/tags/list", "tags", f"repository:{name}:pull", what=f"repository {name}")
 
     def resolve(self, name: str, reference: str) -> ManifestRef:
@@ -174,7 +156,7 @@ class RegistryClient:
             raw = self.manifest(name, reference)
             return ManifestRef(raw.digest, raw.media_type, len(raw.data))
         size = int(response.headers.get("Content-Length") or 0)
-        return ManifestRef(digest, _media_type(response), size)
+        return ManifestRef(digest, media_type(response), size)
 
     def manifest(self, name: str, reference: str) -> RawDocument:
         """The manifest ``reference`` points at, verified against its digest."""
@@ -198,7 +180,7 @@ class RegistryClient:
                     upstream=self.name,
                 )
             digest = computed
-        return RawDocument(digest, _media_type(response), data)
+        return RawDocument(digest, media_type(response), data)
 
     def blob(self, name: str, digest: str, limit: int = MAX_BLOB_BYTES) -> bytes:
         """A small blob (an image config), verified against its digest."""
@@ -227,7 +209,7 @@ class RegistryClient:
         seen: set[str] = set()
         for _ in range(MAX_PAGES):
             response = self._request("GET", path, scope=scope, limit=MAX_LIST_BYTES, what=what)
-            body = _json_object(response, self.name)
+            body = json_object(response, self.name)
             values = body.get(key) or []
             if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
                 raise BadUpstreamResponse(
@@ -245,7 +227,7 @@ class RegistryClient:
 
     def _same_origin_path(self, url: str, what: str) -> str:
         absolute = urljoin(self.base_url + "/", url)
-        if _origin(absolute) != self._origin:
+        if origin(absolute) != self._origin:
             raise BadUpstreamResponse(
                 f"Registry {self.name} pointed its {what} at another host ({urlsplit(absolute).netloc}); not followed.",
                 upstream=self.name,
@@ -269,7 +251,7 @@ class RegistryClient:
             if response.is_redirect:
                 path = self._same_origin_path(response.headers["Location"], "redirect")
                 continue
-            return self._check_status(response, what or path)
+            return check_status(response, what or path, self.name)
         raise BadUpstreamResponse(f"Registry {self.name} redirected too many times.", upstream=self.name)
 
     def _send_authenticated(self, method, path, scope, headers, limit) -> requests.Response:
@@ -293,7 +275,7 @@ class RegistryClient:
         if challenge is None:
             return headers
         if challenge.scheme == "basic" and self._credentials:
-            return {**headers, "Authorization": _basic(*self._credentials)}
+            return {**headers, "Authorization": basic_authorization(*self._credentials)}
         if challenge.scheme == "bearer":
             token = self._tokens.get(scope or "")
             if token is None:
@@ -330,10 +312,12 @@ class RegistryClient:
                 response = self.session.request(
                     method, url, headers=headers, timeout=self._timeout, allow_redirects=False, stream=True
                 )
-                _read_bounded(response, limit, self.name)
+                read_bounded(response, limit, self.name)
                 return response
             except requests.exceptions.SSLError as exc:
-                raise UpstreamUnavailable(self._tls_message(exc), upstream=self.name) from None
+                raise UpstreamUnavailable(
+                    tls_message(exc, self.base_url, self.name, self._ca_bundle), upstream=self.name
+                ) from None
             except requests.exceptions.Timeout:
                 raise UpstreamUnavailable(
                     f"Registry {self.name} did not answer within {self._timeout[1]:g} s.",
@@ -357,116 +341,3 @@ class RegistryClient:
                     f"Registry {self.name} answered something Berth cannot read.", upstream=self.name
                 ) from None
         raise AssertionError("unreachable")
-
-    def _check_status(self, response: requests.Response, what: str) -> requests.Response:
-        status = response.status_code
-        if 200 <= status < 300:
-            return response
-        code, detail = _registry_error(response)
-        if status == 404:
-            raise NotFound(f"{what} was not found in registry {self.name}" + (f" ({code})." if code else "."))
-        if status == 400 and code == "PAGINATION_NUMBER_INVALID":
-            raise _PageSizeRefused()
-        if status == 403:
-            raise Unauthorized(f"Registry {self.name} denied access to {what}.")
-        if status == 429:
-            raise UpstreamUnavailable(
-                f"Registry {self.name} is rate-limiting Berth; try again shortly.", upstream=self.name
-            )
-        raise BadUpstreamResponse(
-            f"Registry {self.name} answered {status} for {what}" + (f": {code} {detail}".rstrip() if code else "."),
-            upstream=self.name,
-        )
-
-    def _tls_message(self, exc: Exception) -> str:
-        """Why TLS failed, with the served certificate's subject and issuer when readable."""
-        served = served_certificate_names(self.base_url)
-        text = str(exc)
-        if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
-            reason = "its certificate does not chain to the configured CA"
-            if "Hostname mismatch" in text or "doesn't match" in text:
-                reason = "its certificate does not name this host"
-        else:
-            reason = "the TLS handshake failed"
-        ca = self._ca_bundle or "the system trust store"
-        message = f"Registry {self.name}: {reason} ({ca})."
-        if served:
-            message += f" Served certificate: subject {served[0]}, issuer {served[1]}."
-        return message
-
-
-class _PageSizeRefused(Exception):
-    """The registry refused ``n=`` (its maximum is lower); retried with a smaller page."""
-
-
-def served_certificate_names(base_url: str) -> tuple[str, str] | None:
-    """Subject and issuer of the certificate a server presents, for error messages only.
-
-    The handshake here is not verified on purpose: nothing from it is trusted, it only
-    tells an operator *which* certificate is being served when verification fails.
-    """
-    from cryptography import x509
-
-    parts = urlsplit(base_url)
-    try:
-        pem = ssl.get_server_certificate((parts.hostname, parts.port or 443), timeout=3)
-        cert = x509.load_pem_x509_certificate(pem.encode())
-        return cert.subject.rfc4514_string(), cert.issuer.rfc4514_string()
-    except (OSError, ValueError):
-        return None
-
-
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    return parts.scheme, (parts.hostname or "").lower(), parts.port or (443 if parts.scheme == "https" else 80)
-
-
-def _basic(username: str, password: str) -> str:
-    import base64
-
-    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
-
-
-def _media_type(response: requests.Response) -> str:
-    return (response.headers.get("Content-Type") or "").split(";", 1)[0].strip()
-
-
-def _read_bounded(response: requests.Response, limit: int, name: str) -> None:
-    """Read the body into ``response._content``, refusing more than ``limit`` bytes."""
-    declared = response.headers.get("Content-Length")
-    if declared and declared.isdigit() and int(declared) > limit and response.request.method != "HEAD":
-        response.close()
-        raise BadUpstreamResponse(
-            f"Registry {name} sent {int(declared):,} bytes; Berth reads at most {limit:,}.", upstream=name
-        )
-    chunks, total = [], 0
-    for chunk in response.iter_content(64 * 1024):
-        total += len(chunk)
-        if total > limit:
-            response.close()
-            raise BadUpstreamResponse(
-                f"Registry {name} sent more than {limit:,} bytes; not read further.", upstream=name
-            )
-        chunks.append(chunk)
-    response._content = b"".join(chunks)
-    response._content_consumed = True
-
-
-def _json_object(response: requests.Response, name: str) -> dict:
-    try:
-        body = json.loads(response.content)  # strict: invalid UTF-8 is refused, not replaced with U+FFFD
-    except ValueError:
-        raise BadUpstreamResponse(f"Registry {name} answered with something that is not JSON.", upstream=name) from None
-    if not isinstance(body, dict):
-        raise BadUpstreamResponse(f"Registry {name} answered JSON that is not an object.", upstream=name)
-    return body
-
-
-def _registry_error(response: requests.Response) -> tuple[str | None, str]:
-    """The first ``errors[].code`` and ``message`` of a registry error body, if any."""
-    try:
-        errors = response.json().get("errors") or []
-        first = errors[0]
-        return str(first.get("code"))[:64], str(first.get("message") or "")[:200]
-    except (ValueError, AttributeError, IndexError, TypeError):
-        return None, ""

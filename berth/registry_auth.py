@@ -22,6 +22,11 @@ EXPIRY_MARGIN = 10.0
 DEFAULT_LIFETIME = 60.0
 
 
+def basic_authorization(username: str, password: str) -> str:
+    """The ``Authorization`` header value for HTTP Basic with these credentials."""
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
 @dataclass(frozen=True)
 class Challenge:
     """What a registry's 401 asks for."""

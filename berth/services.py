@@ -11,7 +11,8 @@ from berth.db import Database
 from berth.directory import Directory
 from berth.health import HealthMonitor
 from berth.job_kinds import job_kinds
-from berth.jobs import JobRunner, JobStore
+from berth.job_store import JobStore
+from berth.jobs import JobRunner
 from berth.login import BasicAuthCache, LoginService
 from berth.metrics import observe_registry_request
 from berth.probes import build_probes

@@ -8,7 +8,6 @@ is putting the old spec back itself) or the deadline ends the wait with a plain 
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -16,31 +15,22 @@ from datetime import UTC, datetime
 import docker
 
 from berth.jobs import JobFailed
+from berth.swarm_parse import parse_time
 
 #: How long a new task must keep running before an update counts as good (UpdateConfig.Monitor).
 MONITOR_SECONDS = 5
 #: Putting the old certificate back gets at least this long, whatever the deadline setting.
 RESTORE_MIN_SECONDS = 60.0
-_FRACTION = re.compile(r"(\.\d{6})\d+")
 
 
 class ConvergenceFailed(JobFailed):
     """The service did not reach a stable state running its current spec."""
 
 
-def _parse_time(value: str | None) -> datetime | None:
-    if not value or value.startswith("0001-"):
-        return None
-    try:
-        return datetime.fromisoformat(_FRACTION.sub(r"\1", value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def _update_state(service: dict, since: datetime | None) -> tuple[str | None, str]:
     """The service's UpdateStatus state and message, None when absent or older than ``since``."""
     status = service.get("UpdateStatus") or {}
-    started = _parse_time(status.get("StartedAt"))
+    started = parse_time(status.get("StartedAt"))
     if not status or (since is not None and started is not None and (since - started).total_seconds() > 2):
         return None, ""
     return status.get("State"), status.get("Message", "")

@@ -163,7 +163,8 @@ def job_id(berth):
     """A finished job recorded before the faults (in Berth's own database); it must survive all of them."""
     from berth.audit import AuditLog
     from berth.db import Database
-    from berth.jobs import JobKind, JobStore, Step
+    from berth.job_store import JobStore
+    from berth.jobs import JobKind, Step
 
     db = Database(berth["data"] / "berth.sqlite3")
     store = JobStore(db, AuditLog(db))

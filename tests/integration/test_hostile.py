@@ -249,7 +249,7 @@ def test_invalid_references_are_404_without_asking_the_registry(app, client, aut
 )
 def test_a_trailing_newline_never_passes_for_a_valid_name_or_reference(name, reference):
     from berth.errors import NotFound
-    from berth.registry import check_name, check_reference
+    from berth.references import check_name, check_reference
 
     with pytest.raises(NotFound):
         check_name(name)

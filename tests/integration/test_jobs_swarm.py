@@ -34,7 +34,8 @@ from berth.audit import AuditLog
 from berth.certs import fingerprint, served_certificate
 from berth.config import Settings
 from berth.db import Database
-from berth.jobs import JobRecord, JobRunner, JobStore
+from berth.job_store import JobRecord, JobStore
+from berth.jobs import JobRunner
 from berth.rotation import rotation_kind
 from berth.selftest import REPOSITORY, TAG
 from berth.setup import plan, setup_kind

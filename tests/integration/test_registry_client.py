@@ -19,7 +19,8 @@ import pytest
 
 import devstack
 from berth.errors import BadUpstreamResponse, NotFound, Unauthorized, UpstreamUnavailable
-from berth.registry import DIGEST_RE, RegistryClient
+from berth.references import DIGEST_RE
+from berth.registry import RegistryClient
 from devstack import auth, seed, tls
 from devstack.ports import free_port
 from tests.registry_fakes import OTHER_HOST, FakeRegistry

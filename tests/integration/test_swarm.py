@@ -20,9 +20,11 @@ import requests
 from docker.types import EndpointSpec, RestartPolicy, ServiceMode
 
 import devstack
-from berth import swarm as bs
+from berth import swarm_findings as sf
+from berth import swarm_model as sm
 from berth.findings import Level
-from berth.swarm import SwarmReport, docker_client, find_service, inspect_swarm, service_config_yaml
+from berth.swarm import docker_client, find_service, inspect_swarm, service_config_yaml
+from berth.swarm_model import SwarmReport
 from devstack import swarm as dsswarm
 from devstack.__main__ import main as devstack_main
 
@@ -178,7 +180,7 @@ def test_failing_tasks_are_critical(swarm_stack: tuple[Path, dict[str, str]]) ->
         client.close()
 
 
-def _service(**changes: object) -> bs.ServiceInfo:
+def _service(**changes: object) -> sm.ServiceInfo:
     fields: dict = {
         "id": "abc",
         "name": "registry",
@@ -187,7 +189,7 @@ def _service(**changes: object) -> bs.ServiceInfo:
         "replicas_desired": 1,
         "replicas_running": 1,
         "ports": [],
-        "mounts": [bs.MountInfo("/var/lib/registry", "/var/lib/registry", "bind", False, True)],
+        "mounts": [sm.MountInfo("/var/lib/registry", "/var/lib/registry", "bind", False, True)],
         "secrets": [],
         "configs": [],
         "networks": [],
@@ -195,7 +197,7 @@ def _service(**changes: object) -> bs.ServiceInfo:
         "created_at": None,
         "updated_at": None,
     }
-    return bs.ServiceInfo(**(fields | changes))
+    return sm.ServiceInfo(**(fields | changes))
 
 
 @pytest.mark.parametrize(
@@ -209,25 +211,25 @@ def _service(**changes: object) -> bs.ServiceInfo:
     ],
 )
 def test_update_states_are_judged(state: str, level: Level) -> None:
-    update = bs.UpdateInfo(state, "update paused due to failure or early termination of task x", None, None)
-    findings = bs._update_findings(_service(update_status=update))
+    update = sm.UpdateInfo(state, "update paused due to failure or early termination of task x", None, None)
+    findings = sf.update_findings(_service(update_status=update))
     assert [f.level for f in findings] == [level]
     assert "early termination" in findings[0].message
-    assert bs._update_findings(_service(update_status=bs.UpdateInfo("completed", "", None, None))) == []
+    assert sf.update_findings(_service(update_status=sm.UpdateInfo("completed", "", None, None))) == []
 
 
 def test_nodes_replicas_and_mounts_are_judged() -> None:
-    drained = bs.NodeInfo("n2", "node2", "worker", False, "drain", "ready", "24.0", "10.0.0.2")
-    down = bs.NodeInfo(
+    drained = sm.NodeInfo("n2", "node2", "worker", False, "drain", "ready", "24.0", "10.0.0.2")
+    down = sm.NodeInfo(
         "n3", "node3", "worker", False, "active", "down", "24.0", "10.0.0.3", message="heartbeat failure"
     )
-    findings = bs._node_findings([drained, down])
+    findings = sf.node_findings([drained, down])
     assert [f.level for f in findings] == [Level.WARNING, Level.WARNING]
     assert "drain" in findings[0].message and "heartbeat failure" in findings[1].message
-    assert [f.level for f in bs._replica_findings(_service(replicas_desired=3, replicas_running=1))] == [Level.WARNING]
-    assert [f.level for f in bs._replica_findings(_service(replicas_running=0))] == [Level.CRITICAL]
-    local = bs.MountInfo("/srv/registry", "/var/lib/registry", "bind", False, False)
-    findings = bs._mount_findings(_service(mounts=[local]), Path("/var/lib/registry"))
+    assert [f.level for f in sf.replica_findings(_service(replicas_desired=3, replicas_running=1))] == [Level.WARNING]
+    assert [f.level for f in sf.replica_findings(_service(replicas_running=0))] == [Level.CRITICAL]
+    local = sm.MountInfo("/srv/registry", "/var/lib/registry", "bind", False, False)
+    findings = sf.mount_findings(_service(mounts=[local]), Path("/var/lib/registry"))
     assert [f.level for f in findings] == [Level.WARNING, Level.WARNING]
     assert "/srv/registry" in findings[0].message
 

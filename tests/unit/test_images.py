@@ -13,20 +13,22 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from berth.errors import BadUpstreamResponse
-from berth.images import (
-    ACCEPT_MANIFESTS,
-    INDEX_TYPES,
-    MANIFEST_TYPES,
+from berth.image_model import (
     Descriptor,
     Image,
     ImageConfig,
     ImageIndex,
     ImageManifest,
     assemble,
+    platform_string,
+)
+from berth.images import (
+    ACCEPT_MANIFESTS,
+    INDEX_TYPES,
+    MANIFEST_TYPES,
     parse_config,
     parse_manifest,
     parse_time,
-    platform_string,
     sha256_digest,
 )
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from berth import nfs
+from berth import nfs, nfs_child, nfs_mounts, nfs_report, nfs_rules, nfs_stats
 from berth.errors import UpstreamUnavailable
 from berth.findings import Finding, Level, worst
 
@@ -26,9 +26,9 @@ def text(name: str) -> str:
     return (DATA / name).read_text()
 
 
-def registry_mount(mountinfo: str) -> nfs.Mount:
+def registry_mount(mountinfo: str) -> nfs_mounts.Mount:
     """The mount holding /var/lib/registry in a captured mountinfo."""
-    mount = nfs.mount_for(REGISTRY, nfs.parse_mountinfo(text(mountinfo)))
+    mount = nfs_mounts.mount_for(REGISTRY, nfs_mounts.parse_mountinfo(text(mountinfo)))
     assert mount is not None
     return mount
 
@@ -83,8 +83,8 @@ def test_reference_v3_mount_is_parsed_with_super_options():
 
 
 def test_octal_escapes_in_paths_are_decoded():
-    mounts = nfs.parse_mountinfo(text("mountinfo-v3-reference.txt"))
-    old = nfs.mount_for("/mnt/old backups/2019", mounts)
+    mounts = nfs_mounts.parse_mountinfo(text("mountinfo-v3-reference.txt"))
+    old = nfs_mounts.mount_for("/mnt/old backups/2019", mounts)
     assert old is not None and old.mount_point == "/mnt/old backups"
     assert old.source == "10.21.0.60:/backups old" and old.export == "/backups old"
 
@@ -96,21 +96,21 @@ def test_v41_mount():
 
 
 def test_mount_for_respects_component_boundaries_and_stacking():
-    mounts = nfs.parse_mountinfo(text("mountinfo-v3-reference.txt"))
-    assert nfs.mount_for("/var/lib/registry/docker/registry/v2", mounts).mount_id == 312
-    assert nfs.mount_for("/var/lib/registry-old", mounts).mount_point == "/"
-    assert nfs.mount_for("/var/lib/registry/../registry/.", mounts).mount_id == 312
-    assert nfs.mount_for("relative/path", mounts) is None
-    stacked = nfs.parse_mountinfo(
+    mounts = nfs_mounts.parse_mountinfo(text("mountinfo-v3-reference.txt"))
+    assert nfs_mounts.mount_for("/var/lib/registry/docker/registry/v2", mounts).mount_id == 312
+    assert nfs_mounts.mount_for("/var/lib/registry-old", mounts).mount_point == "/"
+    assert nfs_mounts.mount_for("/var/lib/registry/../registry/.", mounts).mount_id == 312
+    assert nfs_mounts.mount_for("relative/path", mounts) is None
+    stacked = nfs_mounts.parse_mountinfo(
         "30 28 0:50 / /var/lib/registry rw,relatime - ext4 /dev/sdb1 rw\n"
         "31 30 0:51 / /var/lib/registry rw,relatime - nfs 10.21.0.50:/docker rw,vers=3,hard,proto=tcp\n"
         "28 1 253:0 / / rw - ext4 /dev/sda1 rw\n"
     )
-    assert nfs.mount_for(REGISTRY, stacked).mount_id == 31
+    assert nfs_mounts.mount_for(REGISTRY, stacked).mount_id == 31
 
 
 def test_malformed_mountinfo_lines_are_skipped():
-    mounts = nfs.parse_mountinfo("garbage\n1 2 3\nx 1 0:1 / /a rw - ext4 /dev/a rw\n5 1 0:1 / /b rw - tmpfs\n")
+    mounts = nfs_mounts.parse_mountinfo("garbage\n1 2 3\nx 1 0:1 / /a rw - ext4 /dev/a rw\n5 1 0:1 / /b rw - tmpfs\n")
     assert [(m.mount_point, m.fs_type, m.source) for m in mounts] == [("/b", "tmpfs", "")]
 
 
@@ -118,7 +118,7 @@ def test_malformed_mountinfo_lines_are_skipped():
 
 
 def test_v3_mountstats_per_op_averages_and_retransmissions():
-    stats = nfs.parse_mountstats(text("mountstats-v3-reference.txt"))
+    stats = nfs_stats.parse_mountstats(text("mountstats-v3-reference.txt"))
     assert set(stats) == {REGISTRY, "/mnt/old backups"}
     registry = stats[REGISTRY]
     assert (registry.device, registry.fs_type, registry.transport) == ("10.21.0.50:/docker", "nfs", "tcp")
@@ -136,10 +136,10 @@ def test_v3_mountstats_per_op_averages_and_retransmissions():
 
 
 def test_v41_and_udp_mountstats():
-    v41 = nfs.parse_mountstats(text("mountstats-v41.txt"))[REGISTRY]
+    v41 = nfs_stats.parse_mountstats(text("mountstats-v41.txt"))[REGISTRY]
     assert v41.fs_type == "nfs4" and v41.options["vers"] == "4.1"
     assert v41.ops["SEQUENCE"].ops == 7620 and "LAYOUTGET" in v41.ops
-    udp = nfs.parse_mountstats(text("mountstats-v3-udp.txt"))[REGISTRY]
+    udp = nfs_stats.parse_mountstats(text("mountstats-v3-udp.txt"))[REGISTRY]
     assert udp.transport == "udp" and udp.xprt["sends"] == 1703822 and "connect_count" not in udp.xprt
     assert udp.major_timeouts == 41 + 3
     assert udp.ops["WRITE"].retransmissions == 371055 - 364270
@@ -154,7 +154,7 @@ def test_mountstats_of_older_kernels_and_nconnect():
         "\tper-op statistics\n"
         "\t        READ: 4 6 1 10 20 1 8 12\n"
     )
-    stats = nfs.parse_mountstats(sample)["/x"]
+    stats = nfs_stats.parse_mountstats(sample)["/x"]
     read = stats.ops["READ"]
     assert read.errors is None and read.retransmissions == 2 and read.avg_rtt_ms == 2.0
     assert stats.xprt["connections"] == 2 and stats.xprt["sends"] == 15 and stats.xprt["srcport"] == 700
@@ -164,42 +164,42 @@ def test_mountstats_of_older_kernels_and_nconnect():
 
 
 def test_fstab_reference_line():
-    entries = nfs.parse_fstab(text("fstab-reference.txt"))
-    entry = nfs.fstab_entry_for(REGISTRY, entries)
+    entries = nfs_mounts.parse_fstab(text("fstab-reference.txt"))
+    entry = nfs_mounts.fstab_entry_for(REGISTRY, entries)
     assert entry is not None and entry.is_nfs and entry.source == "10.21.0.50:/docker"
     assert entry.options == ("hard", "rw", "bg", "vers=3", "tcp", "nolock", "timeo=600")
-    assert nfs.fstab_entry_for("/mnt/old backups", entries).options == ("defaults", "_netdev")
-    assert nfs.fstab_entry_for("/srv", entries) is None
+    assert nfs_mounts.fstab_entry_for("/mnt/old backups", entries).options == ("defaults", "_netdev")
+    assert nfs_mounts.fstab_entry_for("/srv", entries) is None
 
 
 # --- option findings for each captured variant ---------------------------------------------------------
 
 
 def test_reference_options_give_only_the_nolock_note():
-    found = levels(nfs.option_findings(registry_mount("mountinfo-v3-reference.txt")))
+    found = levels(nfs_rules.option_findings(registry_mount("mountinfo-v3-reference.txt")))
     assert set(found) == {Level.OK, Level.INFO}
     assert "NFS v3 over tcp from 10.21.0.50:/docker, hard, rw" in found[Level.OK][0]
     assert len(found[Level.INFO]) == 1 and "nolock" in found[Level.INFO][0]
 
 
 def test_v41_options_are_fine():
-    assert {f.level for f in nfs.option_findings(registry_mount("mountinfo-v41.txt"))} == {Level.OK}
+    assert {f.level for f in nfs_rules.option_findings(registry_mount("mountinfo-v41.txt"))} == {Level.OK}
 
 
 def test_soft_mount_is_critical():
-    found = levels(nfs.option_findings(registry_mount("mountinfo-v3-soft.txt")))
+    found = levels(nfs_rules.option_findings(registry_mount("mountinfo-v3-soft.txt")))
     assert any("soft mount" in m and "silent data loss" in m for m in found[Level.CRITICAL])
     assert any("timeo=100" in m for m in found[Level.INFO])
 
 
 def test_udp_mount_is_a_warning():
-    found = levels(nfs.option_findings(registry_mount("mountinfo-v3-udp.txt")))
+    found = levels(nfs_rules.option_findings(registry_mount("mountinfo-v3-udp.txt")))
     assert Level.CRITICAL not in found
     assert any("UDP" in m for m in found[Level.WARNING])
 
 
 def test_read_only_mount_is_critical():
-    found = levels(nfs.option_findings(registry_mount("mountinfo-v3-ro.txt")))
+    found = levels(nfs_rules.option_findings(registry_mount("mountinfo-v3-ro.txt")))
     assert any("read-only" in m for m in found[Level.CRITICAL])
 
 
@@ -207,7 +207,7 @@ def test_read_only_mount_is_critical():
 def test_read_only_bind_mount_in_berths_container(write_probe, level):
     mount = registry_mount("mountinfo-container-ro-bind.txt")
     assert mount.is_nfs and "ro" in mount.all_options and "ro" not in mount.super_options
-    findings = nfs.option_findings(mount, write_probe=write_probe)
+    findings = nfs_rules.option_findings(mount, write_probe=write_probe)
     assert worst(findings) == level
     assert any("read-only bind mount" in f.message for f in findings)
 
@@ -221,16 +221,16 @@ def test_read_only_bind_mount_in_berths_container(write_probe, level):
     ],
 )
 def test_info_notes(super_options, expected):
-    mount = nfs.parse_mountinfo(f"1 0 0:1 / /r rw - nfs s:/e {super_options}\n")[0]
-    infos = [f.message for f in nfs.option_findings(mount) if f.level == Level.INFO]
+    mount = nfs_mounts.parse_mountinfo(f"1 0 0:1 / /r rw - nfs s:/e {super_options}\n")[0]
+    infos = [f.message for f in nfs_rules.option_findings(mount) if f.level == Level.INFO]
     assert len(infos) == 1 and expected in infos[0]
 
 
 def test_udp_stats_report_major_timeouts():
-    stats = nfs.parse_mountstats(text("mountstats-v3-udp.txt"))[REGISTRY]
-    findings = nfs.stats_findings(stats)
+    stats = nfs_stats.parse_mountstats(text("mountstats-v3-udp.txt"))[REGISTRY]
+    findings = nfs_stats.stats_findings(stats)
     assert [f.level for f in findings] == [Level.WARNING] and "44 NFS requests" in findings[0].message
-    assert nfs.stats_findings(nfs.parse_mountstats(text("mountstats-v3-reference.txt"))[REGISTRY]) == []
+    assert nfs_stats.stats_findings(nfs_stats.parse_mountstats(text("mountstats-v3-reference.txt"))[REGISTRY]) == []
 
 
 # --- placement: on NFS, not mounted, not on NFS ----------------------------------------------------------
@@ -238,22 +238,22 @@ def test_udp_stats_report_major_timeouts():
 
 def test_share_not_mounted_while_fstab_names_it_is_critical_and_bg_warns():
     mount = registry_mount("mountinfo-not-mounted.txt")
-    fstab = nfs.fstab_entry_for(REGISTRY, nfs.parse_fstab(text("fstab-reference.txt")))
-    placed = nfs.placement_findings(REGISTRY, mount, fstab)
+    fstab = nfs_mounts.fstab_entry_for(REGISTRY, nfs_mounts.parse_fstab(text("fstab-reference.txt")))
+    placed = nfs_rules.placement_findings(REGISTRY, mount, fstab)
     assert [f.level for f in placed] == [Level.CRITICAL]
     assert "NFS share 10.21.0.50:/docker not mounted" in placed[0].message
     assert "writes to the local disk under the mount point" in placed[0].message
-    boot = nfs.boot_order_findings(REGISTRY, fstab)
+    boot = nfs_rules.boot_order_findings(REGISTRY, fstab)
     assert [f.level for f in boot] == [Level.WARNING] and "before the background mount completes" in boot[0].message
-    foreground = nfs.fstab_entry_for(REGISTRY, nfs.parse_fstab(text("fstab-foreground.txt")))
-    assert nfs.boot_order_findings(REGISTRY, foreground) == []
+    foreground = nfs_mounts.fstab_entry_for(REGISTRY, nfs_mounts.parse_fstab(text("fstab-foreground.txt")))
+    assert nfs_rules.boot_order_findings(REGISTRY, foreground) == []
 
 
 def test_not_on_nfs_without_fstab_is_a_warning_unless_nfs_is_expected():
     mount = registry_mount("mountinfo-not-mounted.txt")
-    assert [f.level for f in nfs.placement_findings(REGISTRY, mount, None)] == [Level.WARNING]
-    assert [f.level for f in nfs.placement_findings(REGISTRY, mount, None, expect_nfs=True)] == [Level.CRITICAL]
-    assert nfs.placement_findings(REGISTRY, registry_mount("mountinfo-v3-reference.txt"), None) == []
+    assert [f.level for f in nfs_rules.placement_findings(REGISTRY, mount, None)] == [Level.WARNING]
+    assert [f.level for f in nfs_rules.placement_findings(REGISTRY, mount, None, expect_nfs=True)] == [Level.CRITICAL]
+    assert nfs_rules.placement_findings(REGISTRY, registry_mount("mountinfo-v3-reference.txt"), None) == []
 
 
 @pytest.mark.parametrize("where", ["/", "tmp"])
@@ -357,21 +357,21 @@ def test_hung_mount_returns_within_the_deadline_and_leaves_no_child(tmp_path, mo
     assert not report.ok and report.error and "not responding after 1 s" in report.error
     assert report.findings[0].level == Level.CRITICAL and str(tmp_path) in report.findings[0].message
     for _ in range(50):
-        if nfs.reap_abandoned() == 0:
+        if nfs_child.reap_abandoned() == 0:
             break
         time.sleep(0.05)
-    assert nfs.reap_abandoned() == 0
+    assert nfs_child.reap_abandoned() == 0
     assert children_of_this_process() - before == set()
 
 
 def test_probe_does_not_leak_descriptors(tmp_path):
     before = len(os.listdir("/proc/self/fd"))
     for _ in range(10):
-        nfs.run_in_child(lambda: iter([{"stage": "x"}]), deadline=2.0)
-        nfs.run_in_child(lambda: time.sleep(5) or iter([]), deadline=0.05)
+        nfs_child.run_in_child(lambda: iter([{"stage": "x"}]), deadline=2.0)
+        nfs_child.run_in_child(lambda: time.sleep(5) or iter([]), deadline=0.05)
     assert len(os.listdir("/proc/self/fd")) == before
     time.sleep(0.2)
-    assert nfs.reap_abandoned() == 0
+    assert nfs_child.reap_abandoned() == 0
 
 
 @pytest.mark.parametrize("call", ["stat", "statvfs"])
@@ -399,7 +399,9 @@ def test_stale_file_handle_raised_anywhere_in_the_child(tmp_path, monkeypatch):
     ("code", "level"), [(errno.EACCES, Level.WARNING), (errno.EROFS, Level.CRITICAL), (errno.EIO, Level.CRITICAL)]
 )
 def test_write_probe_errors(tmp_path, monkeypatch, code, level):
-    monkeypatch.setattr(nfs, "_write_probe", lambda name: nfs._oserror("write", OSError(code, os.strerror(code))))
+    monkeypatch.setattr(
+        nfs, "_write_probe", lambda name: nfs_child.oserror_message("write", OSError(code, os.strerror(code)))
+    )
     report = nfs.inspect(tmp_path)
     written = [f for f in report.findings if str(tmp_path) in f.message and f.level == level]
     assert written and report.probe_latency_ms is None
@@ -419,13 +421,13 @@ def test_write_probe_errors(tmp_path, monkeypatch, code, level):
     ],
 )
 def test_capacity_thresholds(total, free, level):
-    assert worst(nfs.capacity_findings(nfs.Capacity(total, free))) == level
+    assert worst(nfs_rules.capacity_findings(nfs_report.Capacity(total, free))) == level
 
 
 @pytest.mark.parametrize(("free_inodes", "level"), [(50, Level.OK), (9, Level.WARNING), (1, Level.CRITICAL)])
 def test_inode_thresholds(free_inodes, level):
-    capacity = nfs.Capacity(1000 * GIB, 500 * GIB, inodes_total=100, inodes_free=free_inodes)
-    assert worst(nfs.capacity_findings(capacity)) == level
+    capacity = nfs_report.Capacity(1000 * GIB, 500 * GIB, inodes_total=100, inodes_free=free_inodes)
+    assert worst(nfs_rules.capacity_findings(capacity)) == level
 
 
 # --- repositories on disk and divergence ------------------------------------------------------------------------
@@ -441,11 +443,11 @@ def test_walker_finds_nested_names(tmp_path):
 
 
 def test_divergence():
-    assert [f.level for f in nfs.divergence({"a", "b"}, {"b", "a"})] == [Level.OK]
-    findings = nfs.divergence({"a", "stray/one"}, {"a", "b", "c"})
+    assert [f.level for f in nfs_rules.divergence({"a", "b"}, {"b", "a"})] == [Level.OK]
+    findings = nfs_rules.divergence({"a", "stray/one"}, {"a", "b", "c"})
     assert [f.level for f in findings] == [Level.CRITICAL]
     assert "2 only in the catalog (b, c)" in findings[0].message and "1 only on disk (stray/one)" in findings[0].message
-    many = nfs.divergence(set(), {f"r{i:02}" for i in range(12)})[0].message
+    many = nfs_rules.divergence(set(), {f"r{i:02}" for i in range(12)})[0].message
     assert "12 only in the catalog (r00, r01, r02, r03, r04, …)" in many
 
 
@@ -474,10 +476,10 @@ lines = st.lists(
 @settings(max_examples=300, deadline=None)
 @given(lines)
 def test_parsers_never_raise(sample):
-    for mount in nfs.parse_mountinfo(sample):
+    for mount in nfs_mounts.parse_mountinfo(sample):
         assert isinstance(mount.all_options, dict)
-        mount.server, mount.export, nfs.option_findings(mount)
-    for stats in nfs.parse_mountstats(sample).values():
-        stats.major_timeouts, stats.retransmissions, nfs.stats_findings(stats)
-    assert isinstance(nfs.parse_fstab(sample), list)
-    nfs.mount_for("/x", nfs.parse_mountinfo(sample))
+        mount.server, mount.export, nfs_rules.option_findings(mount)
+    for stats in nfs_stats.parse_mountstats(sample).values():
+        stats.major_timeouts, stats.retransmissions, nfs_stats.stats_findings(stats)
+    assert isinstance(nfs_mounts.parse_fstab(sample), list)
+    nfs_mounts.mount_for("/x", nfs_mounts.parse_mountinfo(sample))
