@@ -16,7 +16,7 @@ help:
 	@echo "make demo   - run Berth on the local stack at http://127.0.0.1:8000"
 	@echo "make test   - install what is missing, then run every test against the real stack"
 	@echo "make lint   - ruff"
-	@echo "make bench  - benchmarks (ratios against the raw registry)"
+	@echo "make bench  - benchmarks: catalog (ratios against the raw registry), health, load"
 
 deps: system-deps $(VENV)/.installed
 
@@ -56,6 +56,8 @@ lint: deps
 
 bench: deps
 	$(PY) -m bench.catalog
+	$(PY) -m bench.health
+	$(PY) -m bench.load
 
 stack-up: deps
 	$(PY) -m devstack up --state-dir $(STATE)

@@ -31,10 +31,11 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import requests
@@ -59,10 +60,13 @@ ROUTES = {"health": "/health", "panel_nfs": "/health/panels/nfs"}
 CSRF_INPUT = re.compile(r'name="csrf_token"\s+value="([^"]+)"')
 
 
-class HungBerthServer(BerthServer):
-    """Berth under gunicorn (``gunicorn.conf.py``) with the hung-NFS entry point instead of ``app:app``."""
+class MeasuredBerthServer(BerthServer):
+    """Berth under gunicorn (``gunicorn.conf.py``) with a chosen entry point, its CPU time and leftovers.
 
-    def __init__(self, env: dict[str, str], data_dir: Path, log: Path, app: str = APP) -> None:
+    With the default ``app:app`` it runs exactly what :class:`BerthServer` (and the README) runs.
+    """
+
+    def __init__(self, env: dict[str, str], data_dir: Path, log: Path, app: str = "app:app") -> None:
         super().__init__(env, data_dir, log)
         self.app = app
 
@@ -111,6 +115,13 @@ class HungBerthServer(BerthServer):
                         found.append(int(entry.name))
         return found
 
+
+class HungBerthServer(MeasuredBerthServer):
+    """Berth under gunicorn (``gunicorn.conf.py``) with the hung-NFS entry point instead of ``app:app``."""
+
+    def __init__(self, env: dict[str, str], data_dir: Path, log: Path, app: str = APP) -> None:
+        super().__init__(env, data_dir, log, app)
+
     def probe_children(self) -> dict[str, object]:
         """The children of each worker (forked probes, live or zombie): count and states."""
         master = self.master_pid
@@ -136,8 +147,11 @@ def new_session() -> requests.Session:
     return session
 
 
-def login(base: str, username: str, password: str) -> requests.Session:
-    """Log in through the form (GET /login, csrf_token, POST); return the session with its cookie."""
+def login(base: str, username: str, password: str, check: str = "/health") -> requests.Session:
+    """Log in through the form (GET /login, csrf_token, POST); return the session with its cookie.
+
+    ``check`` is a page the user may see, fetched once to confirm the session works.
+    """
     session = new_session()
     page = session.get(f"{base}/login", timeout=REQUEST_TIMEOUT)
     match = CSRF_INPUT.search(page.text)
@@ -147,9 +161,9 @@ def login(base: str, username: str, password: str) -> requests.Session:
     answer = session.post(f"{base}/login", data=form, allow_redirects=False, timeout=REQUEST_TIMEOUT)
     if answer.status_code != 303:
         raise BenchError(f"POST /login as {username}: HTTP {answer.status_code} (expected 303)")
-    check = session.get(f"{base}/health", timeout=REQUEST_TIMEOUT, allow_redirects=False)
-    if check.status_code != 200:
-        raise BenchError(f"GET /health after login as {username}: HTTP {check.status_code}")
+    answer = session.get(f"{base}{check}", timeout=REQUEST_TIMEOUT, allow_redirects=False)
+    if answer.status_code != 200:
+        raise BenchError(f"GET {check} after login as {username}: HTTP {answer.status_code}")
     return session
 
 
@@ -240,9 +254,9 @@ def percentile(ordered: list[float], p: float) -> float:
     return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
 
 
-def summarize(samples: list[Sample], seconds: float) -> dict[str, dict]:
-    """Per route and for all: requests, req/s, p50/p95/p99/max (ms), errors, hung finding shown."""
-    groups = {"all": samples} | {route: [s for s in samples if s.route == route] for route in ROUTES}
+def summarize(samples: list[Sample], seconds: float, routes: Iterable[str] = ROUTES) -> dict[str, dict]:
+    """Per route (in the order of ``routes``) and for all: requests, req/s, p50/p95/p99/max (ms), errors, hung shown."""
+    groups = {"all": samples} | {route: [s for s in samples if s.route == route] for route in routes}
     summary = {}
     for name, group in groups.items():
         ordered = sorted(s.ms for s in group)
@@ -270,18 +284,20 @@ def per_second(samples: list[Sample], seconds: float) -> list[dict]:
     return rows
 
 
-def format_summary(summary: dict[str, dict]) -> str:
-    """The per-route table."""
+def format_summary(summary: dict[str, dict], labels: dict[str, str] = ROUTES, hung_column: bool = True) -> str:
+    """The per-route table; ``labels`` names each route's row (the row ``all`` is labelled ``all``)."""
+    width = max(22, *(len(label) for label in labels.values()))
     header = (
-        f"{'route':<22} {'requests':>8} {'req/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8} "
-        f"{'errors':>6}  hung shown"
+        f"{'route':<{width}} {'requests':>8} {'req/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8} "
+        f"{'errors':>6}" + ("  hung shown" if hung_column else "")
     )
     lines = [header, "-" * len(header)]
     for name, row in summary.items():
-        label = ROUTES.get(name, "all")
+        label = labels.get(name, "all")
         lines.append(
-            f"{label:<22} {row['requests']:>8} {row['rps']:>7.1f} {row['p50_ms']:>8.1f} {row['p95_ms']:>8.1f} "
-            f"{row['p99_ms']:>8.1f} {row['max_ms']:>8.1f} {row['errors']:>6}  {row['hung_shown']}"
+            f"{label:<{width}} {row['requests']:>8} {row['rps']:>7.1f} {row['p50_ms']:>8.1f} {row['p95_ms']:>8.1f} "
+            f"{row['p99_ms']:>8.1f} {row['max_ms']:>8.1f} {row['errors']:>6}"
+            + (f"  {row['hung_shown']}" if hung_column else "")
         )
     return "\n".join(lines)
 
@@ -301,6 +317,26 @@ def _own_cpu() -> float:
     return times.user + times.system
 
 
+def drive(server: MeasuredBerthServer, loops: list[Callable[[], None]], duration: float) -> dict:
+    """Run every client loop on its own thread until they return; measure the time and the CPU split.
+
+    Returns ``seconds`` (wall time), ``stuck_clients`` (threads still running after
+    ``duration`` + the request timeout) and ``cpu``: seconds of Berth (master and workers),
+    of this process (the clients) and of everything else on the machine.
+    """
+    threads = [threading.Thread(target=loop, daemon=True) for loop in loops]
+    server_cpu, client_cpu, busy = server.cpu_seconds(), _own_cpu(), _machine_busy()
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(max(0.0, start + duration + REQUEST_TIMEOUT + 5 - time.perf_counter()))
+    elapsed = time.perf_counter() - start
+    cpu = {"berth_s": round(server.cpu_seconds() - server_cpu, 1), "clients_s": round(_own_cpu() - client_cpu, 1)}
+    cpu["others_s"] = round(_machine_busy() - busy - cpu["berth_s"] - cpu["clients_s"], 1)
+    return {"seconds": elapsed, "stuck_clients": sum(t.is_alive() for t in threads), "cpu": cpu}
+
+
 def load(server: HungBerthServer, sessions: list[requests.Session], args: argparse.Namespace) -> dict:
     """Run the clients for ``args.duration`` seconds with the watcher beside them."""
     samples: list[list[Sample]] = [[] for _ in sessions]
@@ -309,33 +345,15 @@ def load(server: HungBerthServer, sessions: list[requests.Session], args: argpar
     watcher = threading.Thread(target=watch, args=(server, server.base_url, stop, watched), daemon=True)
     start = time.perf_counter()
     end = start + args.duration
-    threads = [
-        threading.Thread(
-            target=client_loop,
-            args=(session, server.base_url, index, start, end, args.panel_share, samples[index]),
-            daemon=True,
-        )
+    loops = [
+        partial(client_loop, session, server.base_url, index, start, end, args.panel_share, samples[index])
         for index, session in enumerate(sessions)
     ]
-    server_cpu, client_cpu, busy = server.cpu_seconds(), _own_cpu(), _machine_busy()
     watcher.start()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(args.duration + REQUEST_TIMEOUT + 5)
-    elapsed = time.perf_counter() - start
+    result = drive(server, loops, args.duration)
     stop.set()
     watcher.join(REQUEST_TIMEOUT + 5)
-    cpu = {"berth_s": round(server.cpu_seconds() - server_cpu, 1), "clients_s": round(_own_cpu() - client_cpu, 1)}
-    cpu["others_s"] = round(_machine_busy() - busy - cpu["berth_s"] - cpu["clients_s"], 1)
-    flat = [sample for group in samples for sample in group]
-    return {
-        "samples": flat,
-        "seconds": elapsed,
-        "watched": watched,
-        "stuck_clients": sum(t.is_alive() for t in threads),
-        "cpu": cpu,
-    }
+    return result | {"samples": [sample for group in samples for sample in group], "watched": watched}
 
 
 def _kill_leftovers(server: HungBerthServer) -> list[dict]:
