@@ -8,6 +8,9 @@ workers = int(os.environ.get("BERTH_WORKERS", "2"))
 worker_class = "gthread"
 threads = int(os.environ.get("BERTH_THREADS", "8"))
 timeout = 60
+# Idle keep-alive connections cost a gthread worker nothing; a short value makes clients
+# race the server's close on a reused connection (seen as resets under load).
+keepalive = 30
 graceful_timeout = 20
 accesslog = "-"
 errorlog = "-"

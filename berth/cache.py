@@ -80,6 +80,24 @@ class FactCache:
         self._remember(full, row["fetched_at"], value)
         return value
 
+    def entry(self, key: str) -> tuple[Any, float] | None:
+        """The value and its age in seconds, however old, or None if never fetched."""
+        full = f"{self._namespace}{key}"
+        now = time.time()
+        with self._lock:
+            hit = self._memory.get(full)
+        if hit is not None and now - hit[0] < self.ttl:
+            return hit[1], now - hit[0]
+        with self._db.connect() as conn:
+            row = conn.execute("SELECT value, fetched_at FROM facts WHERE key = ?", (full,)).fetchone()
+        if row is None:
+            return (hit[1], now - hit[0]) if hit is not None else None
+        if hit is not None and hit[0] >= row["fetched_at"]:
+            return hit[1], now - hit[0]
+        value = json.loads(row["value"])
+        self._remember(full, row["fetched_at"], value)
+        return value, now - row["fetched_at"]
+
     def put(self, key: str, value: Any) -> None:
         """Remember ``value`` as fetched now."""
         now = time.time()

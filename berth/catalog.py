@@ -20,6 +20,7 @@ from datetime import datetime
 from berth.cache import ContentCache, FactCache, Memo
 from berth.db import Database
 from berth.errors import BadUpstreamResponse, NotFound
+from berth.freshness import FreshFacts, in_background
 from berth.image_model import Image, ImageConfig, ImageIndex, ImageManifest, PlatformImage, assemble
 from berth.images import parse_config, parse_manifest
 from berth.references import check_name, check_reference, is_digest
@@ -78,11 +79,13 @@ class CatalogService:
     def __init__(self, client: RegistryClient, db: Database, ttl: float = 30.0, workers: int = 16):
         self.client = client
         self._facts = FactCache(db, ttl, namespace=f"{client.base_url}|")
+        self._fresh = FreshFacts(self._facts)
         self._content = ContentCache(db)
         self._parsed = Memo()
         self._images = Memo(20_000)
         self._workers = workers
         self._pool: ThreadPoolExecutor | None = None
+        self._background_pool: ThreadPoolExecutor | None = None
         self._pending: dict[str, bytes] = {}  # fetched documents not yet in SQLite
         self._pending_lock = threading.Lock()
 
@@ -90,11 +93,7 @@ class CatalogService:
 
     def repositories(self) -> list[str]:
         """Every repository name, sorted."""
-        names = self._facts.get("catalog")
-        if names is None:
-            names = sorted(self.client.catalog())
-            self._facts.put("catalog", names)
-        return names
+        return self._fresh.get("catalog", lambda: sorted(self.client.catalog()))
 
     def search(self, query: str = "") -> list[str]:
         """Repository names containing ``query`` (case-insensitive)."""
@@ -105,14 +104,14 @@ class CatalogService:
     def tag_names(self, name: str) -> list[str]:
         """The tags of repository ``name``; NotFound if there is no such repository."""
         check_name(name)
-        tags = self._facts.get(f"tags:{name}")
-        if tags is None:
+
+        def load() -> list[str]:
             try:
-                tags = sorted(self.client.tags(name))
+                return sorted(self.client.tags(name))
             except NotFound:
                 raise NotFound(f"There is no repository {name!r} in registry {self.client.name}.") from None
-            self._facts.put(f"tags:{name}", tags)
-        return tags
+
+        return self._fresh.get(f"tags:{name}", load)
 
     def tag_counts(self, names: Iterable[str]) -> dict[str, int | None]:
         """How many tags each repository has (None where the registry would not say)."""
@@ -130,9 +129,9 @@ class CatalogService:
 
     def tag_digests(self, name: str) -> dict[str, str]:
         """tag -> digest for every tag of ``name``, revalidated every ``ttl`` seconds."""
-        fresh = self._facts.get(f"digests:{name}")
-        if fresh is not None:
-            return fresh
+        return self._fresh.get(f"digests:{name}", lambda: self._load_digests(name))
+
+    def _load_digests(self, name: str) -> dict[str, str]:
         tags = self.tag_names(name)
         previous = self._facts.get(f"digests:{name}", allow_stale=True) or {}
 
@@ -148,7 +147,6 @@ class CatalogService:
 
         digests = {tag: d for tag, d in zip(tags, self._map(digest_of, tags), strict=True) if d}
         self._flush()
-        self._facts.put(f"digests:{name}", digests)
         return digests
 
     def tags(self, name: str) -> list[TagInfo]:
@@ -161,8 +159,11 @@ class CatalogService:
         """The digest and image that ``reference`` (a tag or digest) points at now."""
         check_name(name)
         check_reference(reference)
+        known = self._facts.get(f"digests:{name}") or {}  # fresh (younger than the TTL) or empty
         if is_digest(reference):
             digest = reference
+        elif reference in known:
+            digest = known[reference]
         else:
             try:
                 digest = self.client.resolve(name, reference).digest
@@ -279,6 +280,10 @@ class CatalogService:
         """``function`` over ``items`` on the bounded pool (inline for one item)."""
         if len(items) <= 1:
             return [function(item) for item in items]
+        if in_background():  # a refresh ahead of expiry: a small pool, so user requests never queue behind it
+            if self._background_pool is None:
+                self._background_pool = ThreadPoolExecutor(4, thread_name_prefix="berth-registry-background")
+            return list(self._background_pool.map(function, items))
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="berth-registry")
         return list(self._pool.map(function, items))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, request
+from flask import Blueprint, abort, request, url_for
 
 from berth.catalog import group_by_digest, platforms_in_order
 from berth.catalog_json import pull_lines
@@ -50,18 +50,22 @@ def repository(name: str):
     sort = sort if sort in SORT_KEYS else "name"
     descending = request.args.get("order", "desc" if sort == "created" else "asc") == "desc"
     tags = services().catalog.tags(name)
-    groups = sort_groups(filter_groups(group_by_digest(tags), query), sort, descending)
+    all_groups = group_by_digest(tags)
+    groups = sort_groups(filter_groups(all_groups, query), sort, descending)
     page = paginate(groups, request.args.get("page", 1, type=int), IMAGES_PER_PAGE)
+    # one url_for, not one per tag: tags and digests are URL-safe by the registry's own rules
+    reference_prefix = url_for("catalog.tag", name=name, reference="x")[:-1]
     return page_or_fragment(
         "repository.html",
         "partials/tag_list.html",
+        reference_prefix=reference_prefix,
         name=name,
         query=query,
         sort=sort,
         descending=descending,
         page=page,
         tag_count=len(tags),
-        image_count=len(group_by_digest(tags)),
+        image_count=len(all_groups),
     )
 
 

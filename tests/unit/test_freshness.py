@@ -1,0 +1,74 @@
+"""Refresh-ahead and single-flight over a real SQLite fact cache."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from berth.cache import FactCache
+from berth.db import Database
+from berth.errors import UpstreamUnavailable
+from berth.freshness import FreshFacts
+
+
+@pytest.fixture
+def facts(tmp_path):
+    return FactCache(Database(tmp_path / "f.sqlite3"), ttl=1.0, namespace="r|")
+
+
+def test_one_load_for_many_concurrent_callers(facts):
+    fresh, loads = FreshFacts(facts), []
+
+    def load():
+        loads.append(1)
+        time.sleep(0.3)
+        return ["a"]
+
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(fresh.get("catalog", load))) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [["a"]] * 8 and len(loads) == 1
+
+
+def test_refresh_ahead_keeps_serving_within_the_ttl(facts):
+    fresh, loads = FreshFacts(facts), []
+
+    def load():
+        loads.append(time.monotonic())
+        return len(loads)
+
+    assert fresh.get("k", load) == 1
+    time.sleep(0.75)  # past 70 % of the TTL: served from cache, refreshed in the background
+    assert fresh.get("k", load) == 1
+    time.sleep(0.2)
+    assert len(loads) == 2 and fresh.get("k", load) == 2
+
+
+def test_expired_entry_is_loaded_again_and_errors_reach_every_caller(facts):
+    fresh = FreshFacts(facts)
+    fresh.get("k", lambda: "old")
+    time.sleep(1.05)
+
+    def failing():
+        time.sleep(0.2)
+        raise UpstreamUnavailable("registry down", upstream="registry")
+
+    errors = []
+
+    def call():
+        try:
+            fresh.get("k", failing)
+        except UpstreamUnavailable as exc:
+            errors.append(exc.message)
+
+    threads = [threading.Thread(target=call) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == ["registry down"] * 3
