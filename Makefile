@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := slapd ldap-utils docker-registry docker.io skopeo chromium
 PYTEST_ARGS ?=
 
-.PHONY: help deps system-deps demo test unit lint bench stack-up stack-down clean
+.PHONY: help deps system-deps demo test unit lint bench screenshots stack-up stack-down clean
 
 help:
 	@echo "make demo   - run Berth on the local stack at http://127.0.0.1:8000"
@@ -49,6 +49,9 @@ test: deps
 
 unit: deps
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+screenshots: deps
+	BERTH_SCREENSHOTS=docs $(PY) -m pytest tests/browser $(PYTEST_ARGS)
 
 lint: deps
 	$(VENV)/bin/ruff check .

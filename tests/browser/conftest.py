@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,7 +29,13 @@ from tests.conftest import need
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
 AXE_SOURCE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+# The README's screenshots are rewritten only on request (make screenshots), so a test
+# run never dirties the work tree; otherwise they go to a throw-away directory.
+SCREENSHOTS = (
+    ROOT / "docs" / "screenshots"
+    if os.environ.get("BERTH_SCREENSHOTS") == "docs"
+    else Path(tempfile.gettempdir()) / "berth-screenshots"
+)
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
