@@ -5,7 +5,8 @@ cache while it is younger than the TTL, so what users see is never older than th
 Once 70 % of the TTL has passed, one background refresh starts, so steady traffic
 never meets an expired entry. When an entry has expired, the first request loads it
 and every other request for the same key waits for that one load ("single flight")
-instead of asking the registry again.
+instead of asking the registry again — or, if a value at most twice the TTL old is at
+hand, is answered with it at once while the load runs.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from berth.errors import BerthError
 log = logging.getLogger(__name__)
 
 REFRESH_AHEAD = 0.7
+STALE_GRACE = 2.0  # while a reload runs, others may get a value up to 2 x TTL old instead of waiting
 BACKGROUND_THREAD_PREFIX = "berth-refresh"
 
 
@@ -37,7 +39,7 @@ class _Flight:
 class FreshFacts:
     """A FactCache whose entries are loaded once per expiry and refreshed ahead of it."""
 
-    def __init__(self, facts: FactCache, background_threads: int = 2):
+    def __init__(self, facts: FactCache, background_threads: int = 4):
         self.facts = facts
         self._flights: dict[str, _Flight] = {}
         self._lock = threading.Lock()
@@ -51,14 +53,19 @@ class FreshFacts:
             if entry[1] > self.facts.ttl * REFRESH_AHEAD:
                 self._refresh_in_background(key, load)
             return entry[0]
-        return self._load_once(key, load)
+        stale = entry[0] if entry is not None and entry[1] < self.facts.ttl * STALE_GRACE else None
+        return self._load_once(key, load, stale)
 
-    def _load_once(self, key: str, load: Callable[[], Any]) -> Any:
+    def _load_once(self, key: str, load: Callable[[], Any], stale: Any = None) -> Any:
         with self._lock:
             flight = self._flights.get(key)
             leader = flight is None
             if leader:
                 flight = self._flights[key] = _Flight()
+        if not leader and stale is not None:
+            # Someone is already reloading it: answer now with what we had a moment ago
+            # rather than tie up this request's thread (a worker has only a few).
+            return stale
         if not leader:
             flight.done.wait()
             if flight.error is not None:

@@ -49,26 +49,36 @@ def test_refresh_ahead_keeps_serving_within_the_ttl(facts):
     assert len(loads) == 2 and fresh.get("k", load) == 2
 
 
-def test_expired_entry_is_loaded_again_and_errors_reach_every_caller(facts):
-    fresh = FreshFacts(facts)
-    fresh.get("k", lambda: "old")
-    time.sleep(1.05)
-
-    def failing():
-        time.sleep(0.2)
-        raise UpstreamUnavailable("registry down", upstream="registry")
-
-    errors = []
+def _concurrently(fresh, key, load, callers=3):
+    outcomes = []
 
     def call():
         try:
-            fresh.get("k", failing)
+            outcomes.append(fresh.get(key, load))
         except UpstreamUnavailable as exc:
-            errors.append(exc.message)
+            outcomes.append(f"error: {exc.message}")
 
-    threads = [threading.Thread(target=call) for _ in range(3)]
+    threads = [threading.Thread(target=call) for _ in range(callers)]
     for t in threads:
         t.start()
+        time.sleep(0.02)  # the first one leads
     for t in threads:
         t.join()
-    assert errors == ["registry down"] * 3
+    return outcomes
+
+
+def failing():
+    time.sleep(0.2)
+    raise UpstreamUnavailable("registry down", upstream="registry")
+
+
+def test_a_never_loaded_key_shares_the_leaders_error(facts):
+    assert _concurrently(FreshFacts(facts), "new", failing) == ["error: registry down"] * 3
+
+
+def test_while_an_expired_key_reloads_others_get_the_recent_value(facts):
+    fresh = FreshFacts(facts)
+    fresh.get("k", lambda: "old")
+    time.sleep(1.05)  # expired, but within the grace of 2 x TTL
+    outcomes = _concurrently(fresh, "k", failing)
+    assert sorted(outcomes) == ["error: registry down", "old", "old"]  # the leader tells the truth
