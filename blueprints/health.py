@@ -7,6 +7,7 @@ panel refreshes itself with htmx.
 from __future__ import annotations
 
 from flask import Blueprint, abort, render_template
+from markupsafe import Markup
 
 from berth.health import COMPONENTS
 from berth.roles import Role
@@ -16,6 +17,20 @@ from blueprints.access import requires
 bp = Blueprint("health", __name__)
 
 TITLES = {"registry": "Registry", "nfs": "NFS mount", "swarm": "Swarm service", "certs": "Certificates"}
+
+
+_DETAILS_HTML: dict[tuple[str, str], Markup] = {}
+
+
+def details_html(name: str, report: dict) -> Markup:
+    """A component's details rendered once per report (panels refresh far more often than probes run)."""
+    key = (name, str(report.get("checked_at")))
+    html = _DETAILS_HTML.get(key)
+    if html is None:
+        if len(_DETAILS_HTML) > 64:
+            _DETAILS_HTML.clear()
+        html = _DETAILS_HTML[key] = Markup(render_template("partials/health_details.html", report=report))
+    return html
 
 
 def current_snapshot() -> dict:
@@ -31,7 +46,9 @@ def current_snapshot() -> dict:
 @requires(Role.OPS)
 def health():
     """The four health panels."""
-    return render_template("health.html", snapshot=current_snapshot(), components=COMPONENTS, titles=TITLES)
+    return render_template(
+        "health.html", snapshot=current_snapshot(), components=COMPONENTS, titles=TITLES, details_html=details_html
+    )
 
 
 @bp.route("/health/panels/<component>")
@@ -41,7 +58,9 @@ def panel(component: str):
     if component not in COMPONENTS:
         abort(404)
     report = current_snapshot()[component]
-    return render_template("partials/health_panel.html", name=component, title=TITLES[component], report=report)
+    return render_template(
+        "partials/health_panel.html", name=component, title=TITLES[component], report=report, details_html=details_html
+    )
 
 
 @bp.route("/health/summary")
