@@ -29,7 +29,8 @@ def details_html(name: str, report: dict) -> Markup:
     if html is None:
         if len(_DETAILS_HTML) > 64:
             _DETAILS_HTML.clear()
-        html = _DETAILS_HTML[key] = Markup(render_template("partials/health_details.html", report=report))
+        rendered = render_template("partials/health_details.html", report=report)  # autoescaped
+        html = _DETAILS_HTML[key] = Markup(rendered)  # noqa: S704 - already escaped by Jinja
     return html
 
 
