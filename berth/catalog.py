@@ -83,6 +83,7 @@ class CatalogService:
         self._content = ContentCache(db)
         self._parsed = Memo()
         self._images = Memo(20_000)
+        self._searches = Memo(256)
         self._workers = workers
         self._pool: ThreadPoolExecutor | None = None
         self._background_pool: ThreadPoolExecutor | None = None
@@ -99,7 +100,15 @@ class CatalogService:
         """Repository names containing ``query`` (case-insensitive)."""
         names = self.repositories()
         needle = query.strip().lower()
-        return [n for n in names if needle in n] if needle else names
+        if not needle:
+            return names
+        # Results are kept per catalog object: the entry holds that object, so its id cannot be reused
+        # by a newer catalog while the entry lives.
+        hit = self._searches.get((id(names), needle))
+        if hit is None or hit[0] is not names:
+            hit = (names, [n for n in names if needle in n])
+            self._searches.put((id(names), needle), hit)
+        return hit[1]
 
     def tag_names(self, name: str) -> list[str]:
         """The tags of repository ``name``; NotFound if there is no such repository."""
@@ -123,7 +132,14 @@ class CatalogService:
                 return None
 
         names = list(names)
-        return dict(zip(names, self._map(count, names), strict=True))
+        counts = {}
+        for name in names:  # fresh counts inline: handing 50 cached lookups to the pool costs more than them
+            cached = self._facts.get(f"tags:{name}")
+            if cached is not None:
+                counts[name] = len(cached)
+        missing = [n for n in names if n not in counts]
+        counts.update(zip(missing, self._map(count, missing), strict=True))
+        return {name: counts[name] for name in names}
 
     # --- tags and images ---------------------------------------------------------
 
