@@ -23,6 +23,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from berth.errors import BadUpstreamResponse, Unauthorized, UpstreamUnavailable
+from berth.images import ACCEPT_MANIFESTS  # OCI indexes included: Distribution 404s without
 from berth.references import DIGEST_RE, check_name, check_reference, is_digest
 from berth.registry_auth import Challenge, TokenCache, basic_authorization, parse_challenge
 from berth.registry_http import (
@@ -37,14 +38,6 @@ from berth.registry_http import (
 
 log = logging.getLogger(__name__)
 
-ACCEPT_MANIFESTS = ", ".join(
-    [
-        "application/vnd.oci.image.index.v1+json",
-        "application/vnd.docker.distribution.manifest.list.v2+json",
-        "application/vnd.oci.image.manifest.v1+json",
-        "application/vnd.docker.distribution.manifest.v2+json",
-    ]
-)
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # Distribution refuses larger manifests itself
 MAX_BLOB_BYTES = 8 * 1024 * 1024  # image configs; layers are never fetched
 MAX_LIST_BYTES = 16 * 1024 * 1024  # one page of _catalog or tags/list
