@@ -7,6 +7,7 @@ workers never share one; WAL mode lets readers run while a writer commits.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,12 +47,17 @@ class Database:
         self.add_schema(SCHEMA)
 
     @contextmanager
-    def connect(self) -> Iterator[sqlite3.Connection]:
-        """A connection that commits on success and rolls back on error."""
+    def connect(self, immediate: bool = False) -> Iterator[sqlite3.Connection]:
+        """A connection that commits on success and rolls back on error.
+
+        ``immediate`` takes the write lock up front: a transaction that reads and then
+        writes must, or SQLite answers "database is locked" at once (without waiting)
+        when another connection wrote in between.
+        """
         conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
         conn.row_factory = sqlite3.Row
         try:
-            conn.execute("BEGIN")
+            conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
             yield conn
             conn.execute("COMMIT")
         except BaseException:
@@ -62,10 +68,23 @@ class Database:
             conn.close()
 
     def add_schema(self, ddl: str) -> None:
-        """Create the tables another module owns, if they are missing."""
-        conn = sqlite3.connect(self.path, timeout=self.timeout)
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(ddl)
-        finally:
-            conn.close()
+        """Create the tables another module owns, if they are missing.
+
+        Runs in every gunicorn worker at boot, possibly while another worker writes:
+        switching to WAL is done only when needed (it fails at once, without waiting,
+        if any other connection is busy), and a busy database is retried, never fatal.
+        """
+        deadline = time.monotonic() + self.timeout
+        while True:
+            conn = sqlite3.connect(self.path, timeout=self.timeout)
+            try:
+                if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    conn.execute("PRAGMA journal_mode=WAL")
+                conn.executescript(ddl)
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            finally:
+                conn.close()
+            time.sleep(0.05)

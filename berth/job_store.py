@@ -186,7 +186,7 @@ class JobStore:
     def claim(self, runner: str, job_id: int | None = None) -> JobRecord | None:
         """Take the oldest queued job (or job ``job_id``) for ``runner``; atomic across workers."""
         now = time.time()
-        with self._db.connect() as conn:
+        with self._db.connect(immediate=True) as conn:
             if job_id is None:
                 row = conn.execute("SELECT id FROM jobs WHERE status = 'queued' ORDER BY id LIMIT 1").fetchone()
             else:
