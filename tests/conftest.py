@@ -7,6 +7,8 @@ When it cannot start, tests that need it skip locally and fail under CI=true.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -24,18 +26,34 @@ def need(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory) -> dict[str, str]:
-    """The running devstack's environment (BERTH_* and DEVSTACK_* variables)."""
-    import devstack
+@contextmanager
+def running_devstack(tmp_path_factory, label: str, swarm: bool = False) -> Iterator[tuple[Path, dict[str, str]]]:
+    """A devstack of its own (with ``swarm``, a Docker engine in Swarm mode too): ``(state_dir, env)``.
 
-    state_dir = tmp_path_factory.mktemp("devstack")
+    It is stopped on leaving, whatever happened; if it cannot start, the test fails under
+    CI=true and skips elsewhere.
+    """
+    import devstack
+    from devstack import swarm as engine
+
+    if swarm and (reason := engine.missing_reason()):
+        need(f"no Docker engine for the Swarm devstack: {reason}")
+    state_dir = tmp_path_factory.mktemp(label)
     try:
-        environment = devstack.up(state_dir)
-    except Exception as exc:  # any failure to start is reported, not hidden
-        need(f"devstack did not start: {exc}")
-    yield environment
-    devstack.down(state_dir)
+        try:
+            environment = devstack.up(state_dir, swarm=swarm)
+        except Exception as exc:  # any failure to start is reported, not hidden
+            need(f"devstack{' --swarm' if swarm else ''} did not start: {exc}")
+        yield state_dir, environment
+    finally:
+        devstack.down(state_dir)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory) -> Iterator[dict[str, str]]:
+    """The running devstack's environment (BERTH_* and DEVSTACK_* variables)."""
+    with running_devstack(tmp_path_factory, "devstack") as (_, environment):
+        yield environment
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from tests.conftest import need
+from tests.conftest import need, running_devstack
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,18 +93,12 @@ def _stop(process: subprocess.Popen) -> None:
 @pytest.fixture(scope="module")  # down before the integration tests start their own Swarm engines
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """Berth as deployed (gunicorn + gunicorn.conf.py) on a fresh Swarm devstack."""
-    import devstack
-    from devstack import swarm
+    with running_devstack(tmp_path_factory, "browser-stack", swarm=True) as (state_dir, stack_env):
+        yield from _serve(tmp_path_factory, state_dir, stack_env)
 
-    reason = swarm.missing_reason()
-    if reason:
-        need(f"no Docker engine for the Swarm devstack: {reason}")
-    state_dir = tmp_path_factory.mktemp("browser-stack")
-    try:
-        stack_env = devstack.up(state_dir, swarm=True)
-    except Exception as exc:
-        devstack.down(state_dir)
-        need(f"devstack up --swarm did not start: {exc}")
+
+def _serve(tmp_path_factory: pytest.TempPathFactory, state_dir: Path, stack_env: dict[str, str]) -> Iterator[Server]:
+    """gunicorn as the README starts it, on the given stack, until the generator is closed."""
     work = tmp_path_factory.mktemp("browser-berth")
     port = _free_port()
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("BERTH_", "DOCKER_", "PROMETHEUS_"))}
@@ -128,7 +122,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield Server(base_url, stack_env, state_dir)
     finally:
         _stop(process)
-        devstack.down(state_dir)
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import IN_CI, need
+from tests.conftest import IN_CI, running_devstack
 
 pytestmark = [pytest.mark.stack, pytest.mark.swarm]
 
@@ -36,15 +36,8 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def swarm_stack(tmp_path_factory):
-    import devstack
-
-    state = tmp_path_factory.mktemp("faults-stack")
-    try:
-        env = devstack.up(state, swarm=True)
-    except Exception as exc:  # reported, not hidden
-        need(f"devstack --swarm did not start: {exc}")
-    yield env
-    devstack.down(state)
+    with running_devstack(tmp_path_factory, "faults-stack", swarm=True) as (_, env):
+        yield env
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ rotation) are printed; run with ``-s`` to see them.
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
@@ -27,7 +26,6 @@ import requests
 import yaml
 from cryptography import x509
 
-import devstack
 from berth import registry_config as rc
 from berth import swarm_deploy as sd
 from berth.audit import AuditLog
@@ -40,18 +38,11 @@ from berth.rotation import rotation_kind
 from berth.selftest import REPOSITORY, TAG
 from berth.setup import plan, setup_kind
 from berth.swarm import docker_client, find_service, service_config_yaml
-from devstack import swarm as dsswarm
 from devstack.ports import free_port
+from tests.conftest import need, running_devstack
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
 SERVICE = "berth-jobs"
 pytestmark = [pytest.mark.swarm]
-
-
-def _need(reason: str) -> None:
-    if IN_CI:
-        pytest.fail(f"required component unavailable: {reason}")
-    pytest.skip(reason)
 
 
 @dataclass
@@ -109,18 +100,9 @@ class Deployment:
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     """A running ``devstack up --swarm`` and the settings of the jobs' own service."""
-    reason = dsswarm.missing_reason()
-    if reason:
-        _need(f"no Docker engine for Swarm tests: {reason}")
     if not shutil.which("skopeo"):
-        _need("skopeo is not installed")
-    state_dir = tmp_path_factory.mktemp("swarm-jobs")
-    try:
-        env = devstack.up(state_dir, swarm=True)
-    except Exception as exc:
-        devstack.down(state_dir)
-        _need(f"devstack up --swarm did not start: {exc}")
-    try:
+        need("skopeo is not installed")
+    with running_devstack(tmp_path_factory, "swarm-jobs", swarm=True) as (_, env):
         root = tmp_path_factory.mktemp("jobs")
         (root / "nfs").mkdir()
         environment = {k: v for k, v in env.items() if k.startswith(("BERTH_", "DOCKER_"))}
@@ -140,8 +122,6 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         client = docker_client(settings.docker_host, timeout=30)
         yield Deployment(settings, JobStore(db, audit), audit, client, root)
         client.close()
-    finally:
-        devstack.down(state_dir)
 
 
 def _logs(job: JobRecord) -> str:

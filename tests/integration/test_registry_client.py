@@ -10,45 +10,32 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-import devstack
 from berth.errors import BadUpstreamResponse, NotFound, Unauthorized, UpstreamUnavailable
 from berth.references import DIGEST_RE
 from berth.registry import RegistryClient
 from devstack import auth, seed, tls
 from devstack.ports import free_port
+from tests.conftest import need, running_devstack
 from tests.registry_fakes import OTHER_HOST, FakeRegistry
 
 pytestmark = pytest.mark.stack
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
 READER = ("reader", "reader-pw")
 BULK_REPOSITORIES = 1100
-
-
-def _need(reason: str) -> None:
-    if IN_CI:
-        pytest.fail(f"required component unavailable: {reason}")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """This module's own devstack (slapd and the seeded TLS registry)."""
-    state_dir = tmp_path_factory.mktemp("devstack-registry-client")
-    try:
-        environment = devstack.up(state_dir)
-    except Exception as exc:
-        devstack.down(state_dir)
-        _need(f"devstack did not start: {exc}")
-    yield environment
-    devstack.down(state_dir)  # also stops the extra registries recorded in its pids/
+    # stopping it also stops the extra registries recorded in its pids/
+    with running_devstack(tmp_path_factory, "devstack-registry-client") as (_, environment):
+        yield environment
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +59,7 @@ def _start(start, *args, **kwargs):
     try:
         return start(*args, **kwargs)
     except Exception as exc:
-        _need(f"{start.__name__} failed: {exc}")
+        need(f"{start.__name__} failed: {exc}")
 
 
 @pytest.fixture(scope="module")

@@ -27,34 +27,16 @@ from berth.swarm import docker_client, find_service, inspect_swarm, service_conf
 from berth.swarm_model import SwarmReport
 from devstack import swarm as dsswarm
 from devstack.__main__ import main as devstack_main
-
-IN_CI = os.environ.get("CI", "").lower() == "true"
+from tests.conftest import running_devstack
 
 pytestmark = [pytest.mark.swarm]
-
-
-def _need(reason: str) -> None:
-    if IN_CI:
-        pytest.fail(f"required component unavailable: {reason}")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
 def swarm_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, str]]]:
     """A running ``devstack up --swarm`` of this module, stopped at the end."""
-    reason = dsswarm.missing_reason()
-    if reason:
-        _need(f"no Docker engine for Swarm tests: {reason}")
-    state_dir = tmp_path_factory.mktemp("swarm")
-    try:
-        environment = devstack.up(state_dir, swarm=True)
-    except Exception as exc:
-        devstack.down(state_dir)
-        _need(f"devstack up --swarm did not start: {exc}")
-    try:
+    with running_devstack(tmp_path_factory, "swarm", swarm=True) as (state_dir, environment):
         yield state_dir, environment
-    finally:
-        devstack.down(state_dir)
 
 
 def _inspect(env: dict[str, str], service: str | None = None, **kwargs: object) -> SwarmReport:
