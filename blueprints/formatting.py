@@ -60,6 +60,29 @@ def short_digest(digest: str | None) -> str:
     return f"{algorithm}:{value[:12]}"
 
 
+def detail_rows(value: object, label: str = "") -> list[tuple[str, str]]:
+    """A nested details mapping as flat ``(label, text)`` rows, e.g. ``("mount · fs type", "nfs4")``."""
+    if isinstance(value, dict):
+        if not value:
+            return [(label, "none")] if label else []
+        rows = []
+        for key, item in value.items():
+            name = str(key).replace("_", " ")
+            rows += detail_rows(item, f"{label} · {name}" if label else name)
+        return rows
+    if isinstance(value, list | tuple):
+        if not value:
+            return [(label, "none")]
+        if all(not isinstance(item, dict | list | tuple) for item in value):
+            return [(label, ", ".join(detail_rows(item, label)[0][1] for item in value))]
+        rows = []
+        for number, item in enumerate(value, 1):
+            rows += detail_rows(item, f"{label} {number}")
+        return rows
+    text = "—" if value is None else "yes" if value is True else "no" if value is False else str(value)
+    return [(label, text)]
+
+
 def init_app(app: Flask) -> None:
     """Register the filters."""
     app.add_template_filter(filesize)

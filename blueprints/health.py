@@ -7,31 +7,30 @@ panel refreshes itself with htmx.
 from __future__ import annotations
 
 from flask import Blueprint, abort, render_template
-from markupsafe import Markup
 
 from berth.health import COMPONENTS
 from berth.roles import Role
 from blueprints import services
 from blueprints.access import requires
+from blueprints.formatting import detail_rows
 
 bp = Blueprint("health", __name__)
 
 TITLES = {"registry": "Registry", "nfs": "NFS mount", "swarm": "Swarm service", "certs": "Certificates"}
 
 
-_DETAILS_HTML: dict[tuple[str, str], Markup] = {}
+_DETAIL_ROWS: dict[tuple[str, str], list[tuple[str, str]]] = {}
 
 
-def details_html(name: str, report: dict) -> Markup:
-    """A component's details rendered once per report (panels refresh far more often than probes run)."""
+def detail_rows_of(name: str, report: dict) -> list[tuple[str, str]]:
+    """A component's details as rows, worked out once per report (panels refresh far more often than probes)."""
     key = (name, str(report.get("checked_at")))
-    html = _DETAILS_HTML.get(key)
-    if html is None:
-        if len(_DETAILS_HTML) > 64:
-            _DETAILS_HTML.clear()
-        rendered = render_template("partials/health_details.html", report=report)  # autoescaped
-        html = _DETAILS_HTML[key] = Markup(rendered)  # noqa: S704 - already escaped by Jinja
-    return html
+    rows = _DETAIL_ROWS.get(key)
+    if rows is None:
+        if len(_DETAIL_ROWS) > 64:
+            _DETAIL_ROWS.clear()
+        rows = _DETAIL_ROWS[key] = detail_rows(report.get("details") or {})
+    return rows
 
 
 def current_snapshot() -> dict:
@@ -48,7 +47,7 @@ def current_snapshot() -> dict:
 def health():
     """The four health panels."""
     return render_template(
-        "health.html", snapshot=current_snapshot(), components=COMPONENTS, titles=TITLES, details_html=details_html
+        "health.html", snapshot=current_snapshot(), components=COMPONENTS, titles=TITLES, detail_rows=detail_rows_of
     )
 
 
@@ -60,7 +59,7 @@ def panel(component: str):
         abort(404)
     report = current_snapshot()[component]
     return render_template(
-        "partials/health_panel.html", name=component, title=TITLES[component], report=report, details_html=details_html
+        "partials/health_panel.html", name=component, title=TITLES[component], report=report, detail_rows=detail_rows_of
     )
 
 
