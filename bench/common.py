@@ -156,6 +156,22 @@ def ratio(numerator: float | None, denominator: float | None) -> str:
     return f"{numerator / denominator:.2f}"
 
 
+def save_report(name: str, report: dict, target_p95_ms: float, started: float) -> None:
+    """Add the target and run facts to ``report``, write it as JSON and say where."""
+    import os
+    import platform
+    from datetime import UTC, datetime
+
+    report["target_p95_ms"] = target_p95_ms
+    report["meta"] = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "total_seconds": round(time.perf_counter() - started, 1),
+    }
+    print(f"\nresults: {write_json(name, report)} (total {report['meta']['total_seconds']} s)")
+
+
 def write_json(name: str, payload: dict[str, object]) -> Path:
     """Write ``payload`` to ``bench/results/<name>.json`` and return the path."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
 import random
 import re
 import shutil
@@ -34,14 +33,13 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
 import requests
 
 import devstack
-from bench.common import BenchError, timed, write_json
+from bench.common import BenchError, save_report, timed
 from bench.stack import GUNICORN, PROJECT, BerthServer, _children
 from devstack.ports import LOOPBACK
 
@@ -493,14 +491,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     report = run(args)
     print_report(report)
-    report["target_p95_ms"] = TARGET_P95_MS
-    report["meta"] = {
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
-        "total_seconds": round(time.perf_counter() - started, 1),
-    }
-    print(f"\nresults: {write_json('health', report)} (total {report['meta']['total_seconds']} s)")
+    save_report("health", report, TARGET_P95_MS, started)
     return 0
 
 

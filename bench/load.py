@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import random
 import threading
 import time
@@ -39,13 +38,12 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
 import requests
 
-from bench.common import BenchError, timed, write_json
+from bench.common import BenchError, save_report, timed
 from bench.dataset import BIG_REPOSITORY, DEFAULT_DATA_DIR, Dataset, ensure_dataset, small_repository_names
 from bench.dataset import verify_registry as verify_dataset
 from bench.health import (
@@ -493,14 +491,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     clients = sum(report["clients"].values())
     for name, result in report["phases"].items():
         print_phase(name, result, clients)
-    report["target_p95_ms"] = TARGET_P95_MS
-    report["meta"] = {
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
-        "total_seconds": round(time.perf_counter() - started, 1),
-    }
-    print(f"\nresults: {write_json('load', report)} (total {report['meta']['total_seconds']} s)")
+    save_report("load", report, TARGET_P95_MS, started)
     return 0
 
 
