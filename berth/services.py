@@ -5,20 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from berth.audit import AuditLog
-from berth.catalog import CatalogService
+from berth.auth.directory import Directory
+from berth.auth.login import BasicAuthCache, LoginService
+from berth.auth.sessions import SessionStore
+from berth.auth.throttle import LoginThrottle
+from berth.catalog.service import CatalogService
 from berth.config import Settings
 from berth.db import Database
-from berth.directory import Directory
-from berth.health import HealthMonitor
-from berth.job_kinds import job_kinds
-from berth.job_store import JobStore
-from berth.jobs import JobRunner
-from berth.login import BasicAuthCache, LoginService
-from berth.metrics import observe_registry_request
-from berth.probes import build_probes
-from berth.registry import RegistryClient
-from berth.sessions import SessionStore
-from berth.throttle import LoginThrottle
+from berth.health.metrics import observe_registry_request
+from berth.health.monitor import HealthMonitor
+from berth.health.probes import build_probes
+from berth.jobs.kinds import job_kinds
+from berth.jobs.runner import JobRunner
+from berth.jobs.store import JobStore
+from berth.registry.client import RegistryClient
 
 
 @dataclass

@@ -13,10 +13,10 @@ from collections.abc import Callable
 from flask import Flask, abort, current_app, g, redirect, request, url_for
 from flask_login import LoginManager, UserMixin, current_user
 
-from berth.directory import UserGone
+from berth.auth.directory import UserGone
+from berth.auth.sessions import SessionRecord
 from berth.errors import BerthError, DirectoryUnavailable
 from berth.roles import Role
-from berth.sessions import SessionRecord
 from blueprints import services
 
 log = logging.getLogger(__name__)

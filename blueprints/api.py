@@ -7,7 +7,7 @@ from bisect import bisect_right
 from flask import Blueprint, jsonify, request, url_for
 from flask_login import current_user
 
-from berth.catalog_json import image_detail, tag_summary
+from berth.catalog.shapes import image_detail, tag_summary
 from berth.errors import Conflict
 from berth.roles import Role
 from blueprints import services

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, request, url_for
 
-from berth.catalog import group_by_digest, platforms_in_order
-from berth.catalog_json import pull_lines
-from berth.listing import SORT_KEYS, filter_groups, paginate, sort_groups
+from berth.catalog.listing import SORT_KEYS, filter_groups, paginate, sort_groups
+from berth.catalog.service import group_by_digest, platforms_in_order
+from berth.catalog.shapes import pull_lines
 from berth.roles import Role
 from blueprints import services
 from blueprints.access import requires

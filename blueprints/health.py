@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, render_template
 
-from berth.health import COMPONENTS
+from berth.health.monitor import COMPONENTS
 from berth.roles import Role
 from blueprints import services
 from blueprints.access import requires

@@ -39,7 +39,7 @@ def jobs():
 @requires(Role.ADMIN)
 def setup_plan():
     """What the setup job would keep, create or change, before the admin confirms it."""
-    from berth.setup import plan
+    from berth.jobs.setup import plan
 
     return render_template("setup_plan.html", plan=plan(services().settings))
 

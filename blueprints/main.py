@@ -36,7 +36,7 @@ def audit():
 @requires(Role.OPS)
 def metrics():
     """Prometheus text: registry request timings and health gauges (ops, or open with BERTH_METRICS_PUBLIC)."""
-    from berth.metrics import HealthCollector, exposition
+    from berth.health.metrics import HealthCollector, exposition
     from blueprints.health import current_snapshot
 
     return Response(exposition(HealthCollector(current_snapshot)), mimetype=CONTENT_TYPE_LATEST)

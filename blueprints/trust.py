@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, render_template, url_for
 
-from berth.certs import read_certificate
 from berth.errors import NotFound
 from berth.roles import Role
+from berth.tls.certs import read_certificate
 from blueprints import services
 from blueprints.access import public, requires
 

@@ -20,8 +20,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from playwright.sync_api import expect
 
-from tests.browser.conftest import ROOT
-
 pytestmark = [pytest.mark.browser, pytest.mark.stack, pytest.mark.swarm]
 
 NO_RELOAD = "window.__marker"
@@ -254,9 +252,6 @@ def _served_fingerprint(server) -> str:
     return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
 
 
-@pytest.mark.skipif(
-    not (ROOT / "berth" / "rotation.py").exists(), reason="berth/rotation.py (the rotate-certs job) is not written yet"
-)
 def test_admin_rotates_the_certificate(open_journey) -> None:
     journey = open_journey()
     page = journey.page

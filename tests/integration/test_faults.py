@@ -156,8 +156,8 @@ def job_id(berth):
     """A finished job recorded before the faults (in Berth's own database); it must survive all of them."""
     from berth.audit import AuditLog
     from berth.db import Database
-    from berth.job_store import JobStore
-    from berth.jobs import JobKind, Step
+    from berth.jobs.runner import JobKind, Step
+    from berth.jobs.store import JobStore
 
     db = Database(berth["data"] / "berth.sqlite3")
     store = JobStore(db, AuditLog(db))

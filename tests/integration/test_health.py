@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from berth.health import COMPONENTS
+from berth.health.monitor import COMPONENTS
 from tests.conftest import DEMO, make_app
 
 pytestmark = pytest.mark.stack

@@ -19,7 +19,7 @@ import pytest
 from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
 
-from berth.jobs import JobKind, Step
+from berth.jobs.runner import JobKind, Step
 from devstack import seed
 from tests.conftest import AuthActions, make_app
 from tests.registry_fakes import HUGE_BYTES, FakeRegistry
@@ -249,7 +249,7 @@ def test_invalid_references_are_404_without_asking_the_registry(app, client, aut
 )
 def test_a_trailing_newline_never_passes_for_a_valid_name_or_reference(name, reference):
     from berth.errors import NotFound
-    from berth.references import check_name, check_reference
+    from berth.registry.references import check_name, check_reference
 
     with pytest.raises(NotFound):
         check_name(name)

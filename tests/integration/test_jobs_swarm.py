@@ -26,18 +26,18 @@ import requests
 import yaml
 from cryptography import x509
 
-from berth import registry_config as rc
-from berth import swarm_deploy as sd
 from berth.audit import AuditLog
-from berth.certs import fingerprint, served_certificate
 from berth.config import Settings
 from berth.db import Database
-from berth.job_store import JobRecord, JobStore
-from berth.jobs import JobRunner
-from berth.rotation import rotation_kind
-from berth.selftest import REPOSITORY, TAG
-from berth.setup import plan, setup_kind
-from berth.swarm import docker_client, find_service, service_config_yaml
+from berth.jobs.rotation import rotation_kind
+from berth.jobs.runner import JobRunner
+from berth.jobs.selftest import REPOSITORY, TAG
+from berth.jobs.setup import plan, setup_kind
+from berth.jobs.store import JobRecord, JobStore
+from berth.registry import config as rc
+from berth.swarm import deploy as sd
+from berth.swarm.inspect import docker_client, find_service, service_config_yaml
+from berth.tls.certs import fingerprint, served_certificate
 from devstack.ports import free_port
 from tests.conftest import need, running_devstack
 

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from berth.jobs import JobFailed, JobKind, Step
+from berth.jobs.runner import JobFailed, JobKind, Step
 from tests.conftest import make_app
 
 pytestmark = pytest.mark.stack

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from berth.errors import BadUpstreamResponse, NotFound, Unauthorized, UpstreamUnavailable
-from berth.references import DIGEST_RE
-from berth.registry import RegistryClient
+from berth.registry.client import RegistryClient
+from berth.registry.references import DIGEST_RE
 from devstack import auth, seed, tls
 from devstack.ports import free_port
 from tests.conftest import need, running_devstack

@@ -20,11 +20,11 @@ import requests
 from docker.types import EndpointSpec, RestartPolicy, ServiceMode
 
 import devstack
-from berth import swarm_findings as sf
-from berth import swarm_model as sm
 from berth.findings import Level
-from berth.swarm import docker_client, find_service, inspect_swarm, service_config_yaml
-from berth.swarm_model import SwarmReport
+from berth.swarm import model as sm
+from berth.swarm import rules as sf
+from berth.swarm.inspect import docker_client, find_service, inspect_swarm, service_config_yaml
+from berth.swarm.model import SwarmReport
 from devstack import swarm as dsswarm
 from devstack.__main__ import main as devstack_main
 from tests.conftest import running_devstack

@@ -1,0 +1,79 @@
+"""Logging in: throttle, ask the directory, audit the outcome — for the web form and the API alike."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import threading
+import time
+
+from berth.audit import AuditLog
+from berth.auth.directory import Directory, DirectoryUser
+from berth.auth.throttle import LoginThrottle
+from berth.errors import DirectoryUnavailable, InvalidCredentials, LoginThrottled
+
+log = logging.getLogger(__name__)
+
+
+class LoginService:
+    """Checks credentials with throttling and records every attempt in the audit log."""
+
+    def __init__(self, directory: Directory, throttle: LoginThrottle, audit: AuditLog):
+        self.directory = directory
+        self.throttle = throttle
+        self.audit = audit
+
+    def login(self, username: str, password: str, address: str, channel: str = "web") -> DirectoryUser:
+        """The user for these credentials; raises LoginThrottled, InvalidCredentials or DirectoryUnavailable."""
+        try:
+            self.throttle.check(username, address)
+        except LoginThrottled:
+            self.audit.record("login", "throttled", username, address, channel)
+            raise
+        try:
+            user = self.directory.authenticate(username, password)
+        except InvalidCredentials:
+            self.audit.record("login", "failure", username, address, channel)
+            raise
+        except DirectoryUnavailable as exc:
+            self.audit.record("login", "error", username, address, f"{channel}: {exc}")
+            raise
+        self.audit.record("login", "success", user.username, address, f"{channel}: {user.role.label}")
+        return user
+
+
+class BasicAuthCache:
+    """Remembers recent successful API logins so each API call does not bind to LDAP.
+
+    Keys are HMACs of username and password under the app's secret, so the cache
+    never holds a password; entries live ``ttl`` seconds.
+    """
+
+    def __init__(self, secret: str, ttl: float = 60.0, max_entries: int = 1024):
+        self._secret = secret.encode()
+        self._ttl = ttl
+        self._max = max_entries
+        self._entries: dict[bytes, tuple[float, DirectoryUser]] = {}
+        self._lock = threading.Lock()
+
+    def _key(self, username: str, password: str) -> bytes:
+        message = username.encode("utf-8", "surrogatepass") + b"\0" + password.encode("utf-8", "surrogatepass")
+        return hmac.new(self._secret, message, hashlib.sha256).digest()
+
+    def get(self, username: str, password: str) -> DirectoryUser | None:
+        """The cached user for these credentials, if still fresh."""
+        key = self._key(username, password)
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit and hit[0] > time.monotonic():
+                return hit[1]
+            self._entries.pop(key, None)
+        return None
+
+    def put(self, username: str, password: str, user: DirectoryUser) -> None:
+        """Remember a successful login for ``ttl`` seconds."""
+        with self._lock:
+            if len(self._entries) >= self._max:
+                self._entries.clear()
+            self._entries[self._key(username, password)] = (time.monotonic() + self._ttl, user)

@@ -1,0 +1,105 @@
+"""Keeping changing facts fresh without stampedes: refresh-ahead and single-flight.
+
+A fact (the catalog, a repository's tags, its tag -> digest map) is served from the
+cache while it is younger than the TTL, so what users see is never older than that.
+Once 70 % of the TTL has passed, one background refresh starts, so steady traffic
+never meets an expired entry. When an entry has expired, the first request loads it
+and every other request for the same key waits for that one load ("single flight")
+instead of asking the registry again — or, if a value at most twice the TTL old is at
+hand, is answered with it at once while the load runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from berth.catalog.cache import FactCache
+from berth.errors import BerthError
+
+log = logging.getLogger(__name__)
+
+REFRESH_AHEAD = 0.7
+STALE_GRACE = 2.0  # while a reload runs, others may get a value up to 2 x TTL old instead of waiting
+BACKGROUND_THREAD_PREFIX = "berth-refresh"
+
+
+class _Flight:
+    """One load in progress and its outcome."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+
+class FreshFacts:
+    """A FactCache whose entries are loaded once per expiry and refreshed ahead of it."""
+
+    def __init__(self, facts: FactCache, background_threads: int = 4):
+        self.facts = facts
+        self._flights: dict[str, _Flight] = {}
+        self._lock = threading.Lock()
+        self._threads = background_threads
+        self._pool: ThreadPoolExecutor | None = None
+
+    def get(self, key: str, load: Callable[[], Any]) -> Any:
+        """The value of ``key``: cached if younger than the TTL, else loaded (once for all callers)."""
+        entry = self.facts.entry(key)
+        if entry is not None and entry[1] < self.facts.ttl:
+            if entry[1] > self.facts.ttl * REFRESH_AHEAD:
+                self._refresh_in_background(key, load)
+            return entry[0]
+        stale = entry[0] if entry is not None and entry[1] < self.facts.ttl * STALE_GRACE else None
+        return self._load_once(key, load, stale)
+
+    def _load_once(self, key: str, load: Callable[[], Any], stale: Any = None) -> Any:
+        with self._lock:
+            flight = self._flights.get(key)
+            leader = flight is None
+            if leader:
+                flight = self._flights[key] = _Flight()
+        if not leader and stale is not None:
+            # Someone is already reloading it: answer now with what we had a moment ago
+            # rather than tie up this request's thread (a worker has only a few).
+            return stale
+        if not leader:
+            flight.done.wait()
+            if flight.error is not None:
+                raise flight.error
+            return flight.value
+        try:
+            flight.value = load()
+            self.facts.put(key, flight.value)
+            return flight.value
+        except BaseException as exc:
+            flight.error = exc
+            raise
+        finally:
+            flight.done.set()
+            with self._lock:
+                self._flights.pop(key, None)
+
+    def _refresh_in_background(self, key: str, load: Callable[[], Any]) -> None:
+        with self._lock:
+            if key in self._flights:
+                return
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix=BACKGROUND_THREAD_PREFIX)
+        self._pool.submit(self._quietly, key, load)
+
+    def _quietly(self, key: str, load: Callable[[], Any]) -> None:
+        try:
+            self._load_once(key, load)
+        except BerthError as exc:  # the next request will load it and show the error
+            log.info("background refresh of %s failed: %s", key, exc)
+        except Exception:
+            log.exception("background refresh of %s failed", key)
+
+
+def in_background() -> bool:
+    """Whether the current thread is a background refresh (it should yield to user requests)."""
+    return threading.current_thread().name.startswith(BACKGROUND_THREAD_PREFIX)

@@ -1,0 +1,305 @@
+"""The catalog: repositories, tags and images, asking the registry as little as possible.
+
+What makes it fast is asking less, not more threads: the catalog and tag lists are
+kept ``ttl`` seconds; a tag is revalidated with one HEAD (its digest), and everything
+reachable from a digest (manifests, child manifests, configs) is immutable and fetched
+once, ever, then kept in SQLite for every worker and every restart. A cold repository is
+read with one GET per tag (the manifest comes with its digest), so even the first look
+costs no more requests than the raw floor.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+
+from berth.catalog.cache import ContentCache, FactCache, Memo
+from berth.catalog.freshness import FreshFacts, in_background
+from berth.db import Database
+from berth.errors import BadUpstreamResponse, NotFound
+from berth.registry.client import RegistryClient
+from berth.registry.model import Image, ImageConfig, ImageIndex, ImageManifest, PlatformImage, assemble
+from berth.registry.parse import parse_config, parse_manifest
+from berth.registry.references import check_name, check_reference, is_digest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TagInfo:
+    """A tag and the image it points at (or why that image could not be read)."""
+
+    tag: str
+    digest: str
+    image: Image | None
+    error: str | None = None
+
+    @property
+    def created(self) -> datetime | None:
+        return self.image.created if self.image else None
+
+    @property
+    def size_bytes(self) -> int | None:
+        return self.image.size_bytes if self.image else None
+
+
+@dataclass(frozen=True)
+class ImageGroup:
+    """Tags that point at the same digest: one image, several names."""
+
+    digest: str
+    tags: tuple[str, ...]
+    image: Image | None
+    error: str | None = None
+
+
+def group_by_digest(tags: Iterable[TagInfo]) -> list[ImageGroup]:
+    """One group per digest, in the order the digests first appear."""
+    groups: dict[str, list[TagInfo]] = {}
+    for info in tags:
+        groups.setdefault(info.digest, []).append(info)
+    return [
+        ImageGroup(digest, tuple(sorted(i.tag for i in members)), members[0].image, members[0].error)
+        for digest, members in groups.items()
+    ]
+
+
+def platforms_in_order(image: Image) -> list[PlatformImage]:
+    """An image's platforms, linux/amd64 first (what most hosts pull), then by name."""
+    return sorted(image.images, key=lambda p: (p.platform != "linux/amd64", p.platform))
+
+
+class CatalogService:
+    """Repositories, tags and images of one registry, cached as described above."""
+
+    def __init__(self, client: RegistryClient, db: Database, ttl: float = 30.0, workers: int = 16):
+        self.client = client
+        self._facts = FactCache(db, ttl, namespace=f"{client.base_url}|")
+        self._fresh = FreshFacts(self._facts)
+        self._content = ContentCache(db)
+        self._parsed = Memo()
+        self._images = Memo(20_000)
+        self._searches = Memo(256)
+        self._workers = workers
+        self._pool: ThreadPoolExecutor | None = None
+        self._background_pool: ThreadPoolExecutor | None = None
+        self._pending: dict[str, bytes] = {}  # fetched documents not yet in SQLite
+        self._pending_lock = threading.Lock()
+
+    # --- repositories ------------------------------------------------------------
+
+    def repositories(self) -> list[str]:
+        """Every repository name, sorted."""
+        return self._fresh.get("catalog", lambda: sorted(self.client.catalog()))
+
+    def search(self, query: str = "") -> list[str]:
+        """Repository names containing ``query`` (case-insensitive)."""
+        names = self.repositories()
+        needle = query.strip().lower()
+        if not needle:
+            return names
+        # Results are kept per catalog object: the entry holds that object, so its id cannot be reused
+        # by a newer catalog while the entry lives.
+        hit = self._searches.get((id(names), needle))
+        if hit is None or hit[0] is not names:
+            hit = (names, [n for n in names if needle in n])
+            self._searches.put((id(names), needle), hit)
+        return hit[1]
+
+    def tag_names(self, name: str) -> list[str]:
+        """The tags of repository ``name``; NotFound if there is no such repository."""
+        check_name(name)
+
+        def load() -> list[str]:
+            try:
+                return sorted(self.client.tags(name))
+            except NotFound:
+                raise NotFound(f"There is no repository {name!r} in registry {self.client.name}.") from None
+
+        return self._fresh.get(f"tags:{name}", load)
+
+    def tag_counts(self, names: Iterable[str]) -> dict[str, int | None]:
+        """How many tags each repository has (None where the registry would not say)."""
+
+        def count(name: str) -> int | None:
+            try:
+                return len(self.tag_names(name))
+            except (NotFound, BadUpstreamResponse):
+                return None
+
+        names = list(names)
+        counts = {}
+        for name in names:  # fresh counts inline: handing 50 cached lookups to the pool costs more than them
+            cached = self._facts.get(f"tags:{name}")
+            if cached is not None:
+                counts[name] = len(cached)
+        missing = [n for n in names if n not in counts]
+        counts.update(zip(missing, self._map(count, missing), strict=True))
+        return {name: counts[name] for name in names}
+
+    # --- tags and images ---------------------------------------------------------
+
+    def tag_digests(self, name: str) -> dict[str, str]:
+        """tag -> digest for every tag of ``name``, revalidated every ``ttl`` seconds."""
+        return self._fresh.get(f"digests:{name}", lambda: self._load_digests(name))
+
+    def _load_digests(self, name: str) -> dict[str, str]:
+        tags = self.tag_names(name)
+        previous = self._facts.get(f"digests:{name}", allow_stale=True) or {}
+
+        def digest_of(tag: str) -> str | None:
+            try:
+                if tag in previous:
+                    return self.client.resolve(name, tag).digest
+                raw = self.client.manifest(name, tag)  # cold: the body comes with its digest
+                self._remember_manifest(raw.digest, raw.media_type, raw.data)
+                return raw.digest
+            except NotFound:
+                return None  # deleted between tags/list and now
+
+        digests = {tag: d for tag, d in zip(tags, self._map(digest_of, tags), strict=True) if d}
+        self._flush()
+        return digests
+
+    def tags(self, name: str) -> list[TagInfo]:
+        """Every tag of ``name`` with its image (size, created, platforms), sorted by tag."""
+        digests = self.tag_digests(name)
+        images, errors = self.images(name, set(digests.values()))
+        return [TagInfo(tag, d, images.get(d), errors.get(d)) for tag, d in sorted(digests.items())]
+
+    def image(self, name: str, reference: str) -> tuple[str, Image]:
+        """The digest and image that ``reference`` (a tag or digest) points at now."""
+        check_name(name)
+        check_reference(reference)
+        known = self._facts.get(f"digests:{name}") or {}  # fresh (younger than the TTL) or empty
+        if is_digest(reference):
+            digest = reference
+        elif reference in known:
+            digest = known[reference]
+        else:
+            try:
+                digest = self.client.resolve(name, reference).digest
+            except NotFound:
+                self.tag_names(name)  # raises the clearer "no repository" first
+                raise NotFound(f"Repository {name!r} has no tag {reference!r}.") from None
+        images, errors = self.images(name, [digest])
+        if digest in errors:
+            if is_digest(reference):
+                self._check_digest_exists(name, digest)
+            message = errors[digest]
+            if self.client.name not in message:  # a parse error from berth.registry.parse names no registry
+                message = f"Registry {self.client.name} served {name}@{digest} in a form Berth cannot read: {message}."
+            raise BadUpstreamResponse(message, upstream=self.client.name)
+        return digest, images[digest]
+
+    def _check_digest_exists(self, name: str, digest: str) -> None:
+        """NotFound (not a 502) when the registry holds no manifest ``digest`` in ``name``."""
+        try:
+            self.client.resolve(name, digest)
+        except NotFound:
+            self.tag_names(name)  # raises the clearer "no repository" first
+            raise NotFound(f"Repository {name!r} has no image {digest}.") from None
+
+    def images(self, name: str, digests: Iterable[str]) -> tuple[dict[str, Image], dict[str, str]]:
+        """Assembled images by digest, and an error message for each that could not be read."""
+        digests = list(dict.fromkeys(digests))
+        images = {d: img for d in digests if (img := self._images.get(d)) is not None}
+        missing = [d for d in digests if d not in images]
+        if not missing:
+            return images, {}
+        errors: dict[str, str] = {}
+        tops = self._documents(name, missing, self._fetch_manifest, errors)
+        child_digests = [c.digest for top in tops.values() if isinstance(top, ImageIndex) for c in top.manifests]
+        children = self._documents(name, child_digests, self._fetch_manifest, errors)
+        manifests = [m for m in [*tops.values(), *children.values()] if isinstance(m, ImageManifest)]
+        configs = self._documents(name, [m.config.digest for m in manifests], self._fetch_config, errors)
+        for digest, top in tops.items():
+            try:
+                image = assemble(top, children, configs)
+            except BadUpstreamResponse as exc:
+                errors[digest] = exc.message
+                continue
+            self._images.put(digest, image)
+            images[digest] = image
+        for digest in missing:
+            if digest not in images and digest not in errors:
+                errors[digest] = "The registry could not serve this image."
+        return images, {d: e for d, e in errors.items() if d in missing}
+
+    # --- documents by digest -----------------------------------------------------
+
+    def _documents(self, name: str, digests: list[str], fetch: Callable, errors: dict[str, str]) -> dict:
+        """Parsed documents: from memory, else SQLite, else the registry (concurrently)."""
+        digests = list(dict.fromkeys(digests))
+        found = {d: doc for d in digests if (doc := self._parsed.get(d)) is not None}
+        wanted = [d for d in digests if d not in found]
+        for digest, data in self._content.get_many(wanted).items():
+            found[digest] = self._parse_stored(digest, data, errors)
+        wanted = [d for d in wanted if d not in found]
+
+        def fetch_one(digest: str):
+            try:
+                return fetch(name, digest)
+            except (NotFound, BadUpstreamResponse) as exc:
+                errors[digest] = exc.message
+                return None
+
+        fetched = {d: doc for d, doc in zip(wanted, self._map(fetch_one, wanted), strict=True) if doc is not None}
+        self._flush()
+        found.update(fetched)
+        return {d: doc for d, doc in found.items() if doc is not None}
+
+    def _fetch_manifest(self, name: str, digest: str) -> ImageManifest | ImageIndex:
+        raw = self.client.manifest(name, digest)
+        return self._remember_manifest(digest, raw.media_type, raw.data)
+
+    def _fetch_config(self, name: str, digest: str) -> ImageConfig:
+        data = self.client.blob(name, digest)
+        config = parse_config(data)
+        with self._pending_lock:
+            self._pending[digest] = b"C" + data
+        self._parsed.put(digest, config)
+        return config
+
+    def _remember_manifest(self, digest: str, media_type: str, data: bytes) -> ImageManifest | ImageIndex:
+        manifest = parse_manifest(data, media_type, digest)
+        with self._pending_lock:
+            self._pending[digest] = b"M" + media_type.encode() + b"\n" + data
+        self._parsed.put(digest, manifest)
+        return manifest
+
+    def _flush(self) -> None:
+        """Store what this phase fetched in one SQLite transaction (one commit, not one per document)."""
+        with self._pending_lock:
+            pending, self._pending = self._pending, {}
+        self._content.put_many(pending)
+
+    def _parse_stored(self, digest: str, stored: bytes, errors: dict[str, str]):
+        """A document from the SQLite cache: b"C"+config or b"M"+media type+newline+manifest."""
+        try:
+            if stored[:1] == b"C":
+                doc = parse_config(stored[1:])
+            else:
+                media_type, _, data = stored[1:].partition(b"\n")
+                doc = parse_manifest(data, media_type.decode(), digest)
+        except BadUpstreamResponse as exc:
+            errors[digest] = exc.message
+            return None
+        self._parsed.put(digest, doc)
+        return doc
+
+    def _map(self, function: Callable, items: list) -> list:
+        """``function`` over ``items`` on the bounded pool (inline for one item)."""
+        if len(items) <= 1:
+            return [function(item) for item in items]
+        if in_background():  # a refresh ahead of expiry: a small pool, so user requests never queue behind it
+            if self._background_pool is None:
+                self._background_pool = ThreadPoolExecutor(4, thread_name_prefix="berth-registry-background")
+            return list(self._background_pool.map(function, items))
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="berth-registry")
+        return list(self._pool.map(function, items))

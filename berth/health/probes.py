@@ -1,0 +1,86 @@
+"""The four health probes, built from Settings and the catalog, for the HealthMonitor."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlsplit
+
+from berth.catalog.service import CatalogService
+from berth.config import Settings
+from berth.errors import BerthError
+from berth.health.monitor import Probe
+from berth.registry.client import RegistryClient
+from berth.registry.inspect import inspect_registry
+from berth.tls.certs import served_certificate
+from berth.tls.inspect import inspect_certificates
+
+log = logging.getLogger(__name__)
+
+
+def build_probes(settings: Settings, registry: RegistryClient, catalog: CatalogService) -> dict[str, Probe]:
+    """Probe functions for registry, nfs, swarm and certs, each returning a JSON-ready report."""
+
+    def registry_probe() -> dict:
+        return inspect_registry(
+            registry,
+            ca_file=settings.registry_ca,
+            held_certificate=held_server_certificate(settings),
+            config_yaml=registry_config_yaml(settings),
+            nfs_path=settings.nfs_path,
+        ).as_dict()
+
+    def nfs_probe() -> dict:
+        from berth.nfs import inspect as nfs
+
+        try:
+            names = set(catalog.repositories())
+        except BerthError:
+            names = None  # the registry panel says why; divergence is skipped
+        return nfs.inspect(
+            settings.nfs_path, deadline=settings.nfs_deadline, write_probe=settings.nfs_write_probe, catalog=names
+        ).as_dict()
+
+    def swarm_probe() -> dict:
+        from berth.swarm import inspect as swarm
+
+        return swarm.inspect_swarm(
+            settings.docker_host, settings.swarm_service, settings.nfs_path, timeout=5.0
+        ).as_dict()
+
+    def certs_probe() -> dict:
+        served = served_certificate(settings.registry_url, settings.registry_ca)
+        ca_file = settings.ca_dir / "ca.crt"
+        return inspect_certificates(
+            ca_file=ca_file if ca_file.is_file() else settings.registry_ca,
+            server_file=held_server_certificate(settings),
+            served=served.info,
+            hostname=urlsplit(settings.registry_url).hostname or "",
+        ).as_dict()
+
+    return {"registry": registry_probe, "nfs": nfs_probe, "swarm": swarm_probe, "certs": certs_probe}
+
+
+def held_server_certificate(settings: Settings):
+    """The server certificate Berth issued last (written by the setup and rotation jobs), if any."""
+    path = settings.ca_dir / "server.crt"
+    return path if path.is_file() else None
+
+
+def registry_config_yaml(settings: Settings) -> str | None:
+    """The registry's config.yml: BERTH_REGISTRY_CONFIG, else the service's Swarm config, else None."""
+    if settings.registry_config is not None:
+        try:
+            return settings.registry_config.read_text()
+        except OSError:
+            return None
+    try:
+        from berth.swarm import inspect as swarm
+
+        client = swarm.docker_client(settings.docker_host, 5.0)
+        try:
+            service = client.services.get(settings.swarm_service)
+            return swarm.service_config_yaml(client, service)
+        finally:
+            client.close()
+    except Exception:  # noqa: BLE001 - no engine, no service, no config: all mean "not readable"
+        return None

@@ -1,0 +1,166 @@
+"""Registry health: does ``/v2/`` answer, which certificate is served, is the config sound."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from berth.errors import BerthError
+from berth.findings import Finding, Level
+from berth.registry.client import RegistryClient
+from berth.report import ComponentReport
+from berth.tls.certs import ServedCertificate, read_certificate, served_certificate
+
+SLOW_SECONDS = 1.0
+
+
+def inspect_registry(
+    client: RegistryClient,
+    *,
+    ca_file: Path | None,
+    held_certificate: Path | None,
+    config_yaml: str | None,
+    nfs_path: Path | None = None,
+) -> ComponentReport:
+    """Ping the registry, read its served certificate and judge its configuration."""
+    report = ComponentReport()
+    try:
+        ping = client.ping()
+    except BerthError as exc:
+        report.error = exc.message
+        report.findings.append(
+            Finding(
+                Level.CRITICAL,
+                f"The registry API does not answer: {exc.message}",
+                "Check the registry service's tasks on the Swarm panel and its logs.",
+            )
+        )
+    else:
+        report.details.update(latency_ms=round(ping.latency_seconds * 1000, 1), api_version=ping.api_version)
+        report.findings += _ping_findings(ping.latency_seconds, ping.api_version)
+    served = served_certificate(client.base_url, ca_file)
+    report.details["served_certificate"] = served.info.as_dict() if served.info else None
+    report.details["served_certificate_verified"] = served.verified
+    report.findings += _served_findings(served, held_certificate, report.details)
+    report.findings += config_findings(config_yaml, nfs_path)
+    report.details["config_readable"] = config_yaml is not None
+    return report
+
+
+def _ping_findings(latency: float, api_version: str | None) -> list[Finding]:
+    findings = []
+    if api_version != "registry/2.0":
+        findings.append(
+            Finding(
+                Level.WARNING,
+                "The answer lacks Docker-Distribution-API-Version: registry/2.0.",
+                "Check that BERTH_REGISTRY_URL points at the registry, not a proxy page.",
+            )
+        )
+    if latency > SLOW_SECONDS:
+        findings.append(
+            Finding(
+                Level.WARNING,
+                f"GET /v2/ took {latency * 1000:.0f} ms.",
+                "Look at the registry's CPU and the NFS panel: slow storage slows every request.",
+            )
+        )
+    else:
+        findings.append(Finding(Level.OK, f"GET /v2/ answered in {latency * 1000:.0f} ms."))
+    return findings
+
+
+def _served_findings(served: ServedCertificate, held: Path | None, details: dict) -> list[Finding]:
+    if served.info is None:
+        return [Finding(Level.CRITICAL, served.error or "No certificate could be read from the registry.")]
+    findings = []
+    if not served.verified:
+        findings.append(
+            Finding(
+                Level.CRITICAL,
+                served.error or "The served certificate does not verify.",
+                "Clients that trust the CA will refuse it: rotate the certificate from Berth's CA.",
+            )
+        )
+    else:
+        findings.append(Finding(Level.OK, "The served certificate chains to the CA."))
+    if held is not None and held.is_file():
+        held_info = read_certificate(held)
+        details["held_certificate_sha256"] = held_info.sha256
+        same = held_info.sha256 == served.info.sha256
+        details["serves_held_certificate"] = same
+        if not same:
+            findings.append(
+                Finding(
+                    Level.WARNING,
+                    "The registry serves a different certificate than the one Berth issued.",
+                    "If a rotation just ran, wait for the service to converge; otherwise run the rotation again.",
+                )
+            )
+    return findings
+
+
+def config_findings(config_yaml: str | None, nfs_path: Path | None = None) -> list[Finding]:
+    """Findings about the registry's config.yml, when Berth can read it."""
+    if config_yaml is None:
+        return [
+            Finding(
+                Level.INFO,
+                "The registry's config.yml is not readable by Berth.",
+                "Deploy it as a Swarm config (the setup job does) so Berth can check it.",
+            )
+        ]
+    try:
+        config = yaml.safe_load(config_yaml) or {}
+    except yaml.YAMLError:
+        return [Finding(Level.WARNING, "The registry's config.yml is not valid YAML.")]
+    if not isinstance(config, dict):
+        return [Finding(Level.WARNING, "The registry's config.yml is not a mapping.")]
+    http = config.get("http") or {}
+    storage = config.get("storage") or {}
+    findings = []
+    if not http.get("secret"):
+        findings.append(
+            Finding(
+                Level.WARNING,
+                "http.secret is not set: each task makes its own.",
+                "Set one shared http.secret, or pushes fail once there is more than one replica.",
+            )
+        )
+    if not (storage.get("delete") or {}).get("enabled"):
+        findings.append(
+            Finding(
+                Level.INFO,
+                "storage.delete is off: images cannot be deleted through the API.",
+                "Enable it if you plan to delete tags and garbage-collect.",
+            )
+        )
+    if not ((config.get("health") or {}).get("storagedriver") or {}).get("enabled"):
+        findings.append(
+            Finding(
+                Level.WARNING,
+                "health.storagedriver is off: the registry will not notice failing storage.",
+                "Enable health.storagedriver so the registry reports storage errors.",
+            )
+        )
+    if not http.get("draintimeout"):
+        findings.append(
+            Finding(
+                Level.INFO,
+                "http.draintimeout is not set: updates cut in-flight pushes.",
+                "Set http.draintimeout (e.g. 30s) so a stopping task finishes its requests.",
+            )
+        )
+    root = (storage.get("filesystem") or {}).get("rootdirectory")
+    if nfs_path is not None and root and Path(root) != Path(nfs_path):
+        findings.append(
+            Finding(
+                Level.WARNING,
+                f"The registry stores data in {root}, not in {nfs_path}.",
+                "Point storage.filesystem.rootdirectory at the NFS path.",
+            )
+        )
+    if not findings:
+        findings.append(Finding(Level.OK, "The registry configuration follows the reference settings."))
+    return findings

@@ -1,0 +1,1 @@
+"""The registry as a Swarm service: inspect nodes, service and tasks; deploy and converge."""
