@@ -17,7 +17,6 @@ from urllib.parse import urlsplit
 
 from berth.errors import SettingError
 
-SECRET_NAMES = ("BERTH_SECRET_KEY", "BERTH_LDAP_BIND_PASSWORD", "BERTH_REGISTRY_PASSWORD")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 

@@ -70,3 +70,15 @@ class LoginThrottled(BerthError):
 
 class Conflict(BerthError):
     """The request clashes with the current state (e.g. a job of that kind runs)."""
+
+
+class JobFailed(BerthError):
+    """A job step failed in a way its own message explains (no traceback needed)."""
+
+
+class ConvergenceFailed(JobFailed):
+    """A Swarm service did not reach a stable state running its current spec."""
+
+
+class PageSizeRefused(BerthError):
+    """The registry refused ``n=`` (its maximum is lower); the caller retries with a smaller page."""

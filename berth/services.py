@@ -15,7 +15,7 @@ from berth.db import Database
 from berth.health.metrics import observe_registry_request
 from berth.health.monitor import HealthMonitor
 from berth.health.probes import build_probes
-from berth.jobs.kinds import job_kinds
+from berth.jobs.kinds import job_definitions
 from berth.jobs.runner import JobRunner
 from berth.jobs.store import JobStore
 from berth.registry.client import RegistryClient
@@ -69,7 +69,12 @@ def build_services(settings: Settings) -> Services:
         observer=observe_registry_request,
     )
     catalog = CatalogService(registry, db, settings.cache_ttl, settings.fetch_workers)
-    health = HealthMonitor(db, build_probes(settings, registry, catalog), interval=settings.health_interval)
+    health = HealthMonitor(
+        db,
+        build_probes(settings, registry, catalog),
+        interval=settings.health_interval,
+        background=settings.background,
+    )
     jobs = JobStore(db, audit, settings.job_stale_seconds)
     jobs.mark_interrupted()
     return Services(
@@ -84,5 +89,5 @@ def build_services(settings: Settings) -> Services:
         catalog=catalog,
         health=health,
         jobs=jobs,
-        runner=JobRunner(jobs, lambda: job_kinds(settings)),
+        runner=JobRunner(jobs, lambda: job_definitions(settings), background=settings.background),
     )

@@ -9,10 +9,10 @@ from flask_login import current_user
 
 from berth.catalog.shapes import image_detail, tag_summary
 from berth.errors import Conflict
+from berth.jobs.kinds import JobKind
 from berth.roles import Role
 from blueprints import services
-from blueprints.access import requires
-from blueprints.health import current_snapshot
+from blueprints.access import client_address, requires
 from blueprints.security import csrf
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -69,15 +69,13 @@ def tag(name: str, reference: str):
 @requires(Role.OPS)
 def status():
     """``{"registry": {...}, "nfs": {...}, "swarm": {...}, "certs": {...}}``, each with ok, error, findings."""
-    return jsonify(current_snapshot())
+    return jsonify(services().health.current())
 
 
 @bp.route("/jobs", methods=["POST"])
 @requires(Role.ADMIN)
 def create_job():
     """``{"kind": "setup" | "rotate-certs"}`` -> 202 ``{"id", "kind", "status"}``; 409 with the running job's id."""
-    from blueprints.jobs import start_job
-
     if not request.is_json:
         return jsonify(error="Send a JSON body with Content-Type: application/json."), 415
     try:
@@ -90,9 +88,11 @@ def create_job():
     if unknown or not isinstance(body.get("confirm", False), bool):
         problem = ", ".join(sorted(unknown)) or "confirm must be true or false"
         return jsonify(error=f"Unexpected fields: {problem}."), 400
-    kind = body["kind"]
+    kind = JobKind.parse(body["kind"])
     try:
-        job = start_job(kind, {"confirm": body.get("confirm", False)} if kind == "setup" else {})
+        job = services().runner.submit(
+            kind, current_user.username, client_address(), kind.options(body.get("confirm", False))
+        )
     except Conflict as exc:
         active = services().jobs.active(kind)
         return jsonify(error=exc.message, id=active.id if active else None), 409

@@ -11,6 +11,7 @@ from flask import Flask
 from flask.cli import with_appcontext
 
 from berth.errors import BerthError
+from berth.jobs.kinds import JobKind
 from blueprints import services
 
 
@@ -28,26 +29,26 @@ def check_config() -> None:
     click.echo(repr(services().settings))
 
 
-@click.command("setup")
+@click.command(JobKind.SETUP)
 @click.option("--yes", is_flag=True, help="Go ahead even if the NFS check finds a critical problem.")
 @with_appcontext
 def setup(yes: bool) -> None:
     """Set up (or converge) the registry on the Swarm, printing each step."""
-    _run("setup", {"confirm": yes})
+    _run(JobKind.SETUP, JobKind.SETUP.options(yes))
 
 
-@click.command("rotate-certs")
+@click.command(JobKind.ROTATE_CERTS)
 @with_appcontext
 def rotate_certs() -> None:
     """Issue a new server certificate and roll the registry onto it (for cron)."""
-    _run("rotate-certs", {})
+    _run(JobKind.ROTATE_CERTS, JobKind.ROTATE_CERTS.options(False))
 
 
-def _run(kind_name: str, options: dict) -> None:
+def _run(kind: JobKind, options: dict) -> None:
     """Record the job like the web does, run it here, print its steps; exit 1 if it failed."""
     svc = services()
     try:
-        job = svc.jobs.create(svc.runner.kind(kind_name), f"cli:{getpass.getuser()}", "localhost", options)
+        job = svc.jobs.create(svc.runner.kind(kind), f"cli:{getpass.getuser()}", "localhost", options)
     except BerthError as exc:
         raise click.ClickException(exc.message) from None
     claimed = svc.jobs.claim("cli", job.id)

@@ -6,8 +6,9 @@ panel refreshes itself with htmx.
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, render_template
+from flask import Blueprint, abort, current_app, render_template
 
+from berth.catalog.cache import Memo
 from berth.health.monitor import COMPONENTS
 from berth.roles import Role
 from blueprints import services
@@ -15,31 +16,32 @@ from blueprints.access import requires
 from blueprints.formatting import detail_rows
 
 bp = Blueprint("health", __name__)
+# Detail rows are worked out once per report and kept per app: panels refresh far more often than probes.
+bp.record_once(lambda state: state.app.extensions.setdefault("health_detail_rows", Memo(64)))
 
 TITLES = {"registry": "Registry", "nfs": "NFS mount", "swarm": "Swarm service", "certs": "Certificates"}
-
-
-_DETAIL_ROWS: dict[tuple[str, str], list[tuple[str, str]]] = {}
+# A report's state as a colour class and a badge: never checked and too old are grey, not green.
+STATE_CLASS = {"healthy": "ok", "warning": "warning", "critical": "critical", "unknown": "unknown", "stale": "unknown"}
+STATE_LABEL = {
+    "healthy": "healthy",
+    "warning": "warning",
+    "critical": "failing",
+    "unknown": "checking",
+    "stale": "stale",
+}
+bp.add_app_template_global(STATE_CLASS, "state_class")
+bp.add_app_template_global(STATE_LABEL, "state_label")
 
 
 def detail_rows_of(name: str, report: dict) -> list[tuple[str, str]]:
-    """A component's details as rows, worked out once per report (panels refresh far more often than probes)."""
-    key = (name, str(report.get("checked_at")))
-    rows = _DETAIL_ROWS.get(key)
+    """A component's details as rows, worked out once per report."""
+    memo: Memo = current_app.extensions["health_detail_rows"]
+    key = f"{name}@{report.get('checked_at')}"
+    rows = memo.get(key)
     if rows is None:
-        if len(_DETAIL_ROWS) > 64:
-            _DETAIL_ROWS.clear()
-        rows = _DETAIL_ROWS[key] = detail_rows(report.get("details") or {})
+        rows = detail_rows(report.get("details") or {})
+        memo.put(key, rows)
     return rows
-
-
-def current_snapshot() -> dict:
-    """The latest health reports (probed inline first when the monitor runs without a thread)."""
-    monitor = services().health
-    if services().settings.background:
-        monitor.start()
-        return monitor.snapshot()
-    return monitor.fresh_snapshot()
 
 
 @bp.route("/health")
@@ -47,7 +49,11 @@ def current_snapshot() -> dict:
 def health():
     """The four health panels."""
     return render_template(
-        "health.html", snapshot=current_snapshot(), components=COMPONENTS, titles=TITLES, detail_rows=detail_rows_of
+        "health.html",
+        snapshot=services().health.current(),
+        components=COMPONENTS,
+        titles=TITLES,
+        detail_rows=detail_rows_of,
     )
 
 
@@ -57,7 +63,7 @@ def panel(component: str):
     """One panel, for htmx to swap in every few seconds."""
     if component not in COMPONENTS:
         abort(404)
-    report = current_snapshot()[component]
+    report = services().health.current()[component]
     return render_template(
         "partials/health_panel.html", name=component, title=TITLES[component], report=report, detail_rows=detail_rows_of
     )
@@ -68,5 +74,5 @@ def panel(component: str):
 def summary():
     """One line per component, for the overview page of every role."""
     return render_template(
-        "partials/health_summary.html", snapshot=current_snapshot(), components=COMPONENTS, titles=TITLES
+        "partials/health_summary.html", snapshot=services().health.current(), components=COMPONENTS, titles=TITLES
     )

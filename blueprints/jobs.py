@@ -6,6 +6,7 @@ from flask import Blueprint, abort, make_response, redirect, render_template, re
 from flask_login import current_user
 
 from berth.errors import Conflict
+from berth.jobs.kinds import JobKind
 from berth.roles import Role
 from blueprints import services
 from blueprints.access import client_address, requires
@@ -15,23 +16,13 @@ bp = Blueprint("jobs", __name__)
 STOP_POLLING = 286  # htmx stops polling when a response has this status
 
 
-def start_job(kind_name: str, options: dict):
-    """Record a job for the current user and wake the runner; Conflict if one of that kind is active."""
-    svc = services()
-    job = svc.jobs.create(svc.runner.kind(kind_name), current_user.username, client_address(), options)
-    if svc.settings.background:
-        svc.runner.start()
-        svc.runner.wake()
-    return job
-
-
 @bp.route("/jobs")
 @requires(Role.ADMIN)
 def jobs():
     """Every job, newest first, with the buttons that start new ones."""
     svc = services()
     return render_template(
-        "jobs.html", jobs=svc.jobs.recent(50), active={k: svc.jobs.active(k) for k in ("setup", "rotate-certs")}
+        "jobs.html", jobs=svc.jobs.recent(50), active={kind: svc.jobs.active(kind) for kind in JobKind}
     )
 
 
@@ -48,10 +39,10 @@ def setup_plan():
 @requires(Role.ADMIN)
 def create():
     """Start a job from the jobs page; a second one of a kind gets 409 and a link to the first."""
-    kind = request.form.get("kind", "")
-    options = {"confirm": request.form.get("confirm") == "yes"} if kind == "setup" else {}
+    kind = JobKind.parse(request.form.get("kind", ""))
+    options = kind.options(request.form.get("confirm") == "yes")
     try:
-        job = start_job(kind, options)
+        job = services().runner.submit(kind, current_user.username, client_address(), options)
     except Conflict as exc:
         active = services().jobs.active(kind)
         page = render_template("jobs_conflict.html", message=exc.message, active=active)

@@ -37,9 +37,8 @@ def audit():
 def metrics():
     """Prometheus text: registry request timings and health gauges (ops, or open with BERTH_METRICS_PUBLIC)."""
     from berth.health.metrics import HealthCollector, exposition
-    from blueprints.health import current_snapshot
 
-    return Response(exposition(HealthCollector(current_snapshot)), mimetype=CONTENT_TYPE_LATEST)
+    return Response(exposition(HealthCollector(services().health.current)), mimetype=CONTENT_TYPE_LATEST)
 
 
 @bp.route("/healthz")

@@ -54,6 +54,29 @@ class HealthCollector:
             for level, count in counts.items():
                 findings.add_metric([component, level], count)
         yield findings
+        yield from _state_metrics(snapshot)
+
+
+STATES = ("healthy", "warning", "critical", "unknown", "stale")
+
+
+def _state_metrics(snapshot: dict):
+    """Each component's state (one series per state, 1 for the current one) and the age of its check."""
+    state = GaugeMetricFamily(
+        "berth_component_state",
+        "1 for each component's current state, 0 for the others.",
+        labels=["component", "state"],
+    )
+    age = GaugeMetricFamily(
+        "berth_component_check_age_seconds", "Seconds since each component was last checked.", labels=["component"]
+    )
+    for component, report in snapshot.items():
+        for name in STATES:
+            state.add_metric([component, name], 1.0 if report.get("state") == name else 0.0)
+        if report.get("age_seconds") is not None:
+            age.add_metric([component], float(report["age_seconds"]))
+    yield state
+    yield age
 
 
 def _nfs_metrics(details: dict):

@@ -31,6 +31,27 @@ CREATE TABLE IF NOT EXISTS health_lease (id INTEGER PRIMARY KEY CHECK (id = 1), 
 
 Probe = Callable[[], dict]
 
+#: A report older than this many probe intervals is ``stale``: nobody has checked lately.
+STALE_INTERVALS = 3
+
+
+def with_state(report: dict, age: float | None, stale_after: float) -> dict:
+    """``report`` with its ``state``; ``unknown`` (never checked) and ``stale`` are never ``ok``.
+
+    A monitor polling ``/api/v1/status`` must not read "healthy" from a component nobody
+    checked, nor from a check so old it says nothing about now.
+    """
+    if age is None or report.get("checked_at") is None:
+        return {**report, "ok": False, "state": "unknown", "age_seconds": age}
+    if age > stale_after:
+        return {**report, "ok": False, "state": "stale", "age_seconds": age}
+    levels = {finding.get("level") for finding in report.get("findings", [])}
+    if not report.get("ok") or Level.CRITICAL.value in levels:
+        state = "critical"
+    else:
+        state = "warning" if Level.WARNING.value in levels else "healthy"
+    return {**report, "state": state, "age_seconds": age}
+
 
 def placeholder(message: str, level: Level = Level.INFO) -> dict:
     """A report for a component that has no real one (yet)."""
@@ -46,8 +67,16 @@ def placeholder(message: str, level: Level = Level.INFO) -> dict:
 class HealthMonitor:
     """Runs ``probes`` every ``interval`` seconds and keeps their latest reports."""
 
-    def __init__(self, db: Database, probes: dict[str, Probe], interval: float = 10.0, deadline: float = 8.0):
+    def __init__(
+        self,
+        db: Database,
+        probes: dict[str, Probe],
+        interval: float = 10.0,
+        deadline: float = 8.0,
+        background: bool = True,
+    ):
         self._db = db
+        self.background = background
         self._probes = probes
         self.interval = interval
         self.deadline = deadline
@@ -63,8 +92,15 @@ class HealthMonitor:
 
     # --- reading -----------------------------------------------------------------
 
+    def current(self) -> dict[str, dict]:
+        """What pages and the API show: the latest snapshot (probed inline first when there is no thread)."""
+        if self.background:
+            self.start()
+            return self.snapshot()
+        return self.fresh_snapshot()
+
     def snapshot(self) -> dict[str, dict]:
-        """The latest report of every component, each with ``age_seconds``.
+        """The latest report of every component, each with ``age_seconds`` and ``state``.
 
         Decoded reports are kept for up to a second per process: under load, pages
         would otherwise spend most of their time re-reading the same rows.
@@ -79,12 +115,13 @@ class HealthMonitor:
                 }
             cached = self._cache = (now, rows)
         result = {}
+        stale_after = self.interval * STALE_INTERVALS
         for name in COMPONENTS:
             if name not in cached[1]:
-                result[name] = {**placeholder("Not checked yet."), "age_seconds": None}
+                result[name] = with_state(placeholder("Not checked yet."), None, stale_after)
                 continue
             report, checked_at = cached[1][name]
-            result[name] = {**report, "age_seconds": round(now - checked_at, 1)}
+            result[name] = with_state(report, round(now - checked_at, 1), stale_after)
         return result
 
     def fresh_snapshot(self) -> dict[str, dict]:

@@ -16,8 +16,8 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
 from berth.config import Settings
-from berth.errors import NotFound, UpstreamUnavailable
-from berth.jobs.runner import JobFailed, StepContext
+from berth.errors import JobFailed, NotFound, UpstreamUnavailable
+from berth.jobs.runner import StepContext
 from berth.swarm import deploy as sd
 from berth.swarm.inspect import describe_host, docker_client
 from berth.tls.certs import CertificateInfo, describe, matches_hostname, served_certificate
@@ -121,3 +121,22 @@ def held_certificate(settings: Settings, client: docker.DockerClient) -> tuple[x
     if absent:
         return None, f"its key is not in the Swarm (no secret {absent[0]})"
     return cert, f"{info.sha256[:23]}…, valid for {', '.join(info.names())} until {info.not_after:%Y-%m-%d}"
+
+
+class DeployRun:
+    """What the setup and rotation runs share: settings, the Swarm manager, the new certificate and key.
+
+    The key stays in memory only (it goes into a Swarm secret, never to disk or a log).
+    """
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.client: docker.DockerClient | None = None
+        self.cert: x509.Certificate | None = None
+        self.key_pem: bytes | None = None
+
+    def swarm(self) -> docker.DockerClient:
+        """The Swarm manager's client, connected on first use."""
+        if self.client is None:
+            self.client = connect(self.settings)
+        return self.client

@@ -1,16 +1,44 @@
-"""The kinds of job Berth runs, by name: ``setup`` and ``rotate-certs``."""
+"""The kinds of job Berth runs, named once: which exist, and which take a confirmation."""
 
 from __future__ import annotations
 
-from berth.config import Settings
-from berth.jobs.runner import JobKind
+from enum import StrEnum
+from typing import TYPE_CHECKING
 
-KIND_NAMES = ("setup", "rotate-certs")
+from berth.errors import NotFound
+
+if TYPE_CHECKING:
+    from berth.config import Settings
+    from berth.jobs.runner import JobDefinition
 
 
-def job_kinds(settings: Settings) -> dict[str, JobKind]:
-    """Every job kind, built for ``settings``."""
+class JobKind(StrEnum):
+    """A kind of job, by the name the API, the CLI and the database use."""
+
+    SETUP = "setup"
+    ROTATE_CERTS = "rotate-certs"
+
+    @property
+    def takes_confirm(self) -> bool:
+        """Whether the kind takes ``confirm`` (setup: go on despite critical findings)."""
+        return self is JobKind.SETUP
+
+    @classmethod
+    def parse(cls, name: str) -> JobKind:
+        """The kind called ``name``; NotFound for any other name."""
+        try:
+            return cls(name)
+        except ValueError:
+            raise NotFound(f"There is no job kind {name[:40]!r}; Berth runs {', '.join(cls)}.") from None
+
+    def options(self, confirm: bool) -> dict:
+        """The options a job of this kind is recorded with."""
+        return {"confirm": confirm} if self.takes_confirm else {}
+
+
+def job_definitions(settings: Settings) -> dict[str, JobDefinition]:
+    """Every job kind's definition, built for ``settings``."""
     from berth.jobs.rotation import rotation_kind
     from berth.jobs.setup import setup_kind
 
-    return {"setup": setup_kind(settings), "rotate-certs": rotation_kind(settings)}
+    return {JobKind.SETUP: setup_kind(settings), JobKind.ROTATE_CERTS: rotation_kind(settings)}

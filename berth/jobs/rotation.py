@@ -16,13 +16,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import docker
-from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from berth.config import Settings
-from berth.jobs.checks import chains_to, check_api, connect, secret_names, verify_served, write_held
-from berth.jobs.runner import JobFailed, JobKind, Step, StepContext
+from berth.errors import JobFailed
+from berth.jobs.checks import DeployRun, chains_to, check_api, connect, secret_names, verify_served, write_held
+from berth.jobs.kinds import JobKind
+from berth.jobs.runner import JobDefinition, Step, StepContext
 from berth.registry import config as rc
 from berth.swarm import deploy as sd
 from berth.swarm.inspect import find_service
@@ -32,14 +32,11 @@ from berth.tls.issue import issue_server_certificate, load_ca
 TARGETS = (rc.CERT_TARGET, rc.KEY_TARGET)
 
 
-class _Rotation:
+class _Rotation(DeployRun):
     """One rotation run; the new private key lives only here until it is a Swarm secret."""
 
     def __init__(self, settings: Settings):
-        self.settings = settings
-        self.client: docker.DockerClient | None = None
-        self.cert: x509.Certificate | None = None
-        self.key_pem: bytes | None = None
+        super().__init__(settings)
         self.service: dict = {}
 
     def steps(self) -> list[Step]:
@@ -175,8 +172,8 @@ def restore(settings: Settings, ctx: StepContext, error: Exception) -> None:
     ctx.log(f"{settings.ca_dir / 'server.crt'} still holds the old certificate.")
 
 
-def rotation_kind(settings: Settings) -> JobKind:
+def rotation_kind(settings: Settings) -> JobDefinition:
     """The ``rotate-certs`` job kind for ``settings``."""
-    return JobKind(
-        "rotate-certs", lambda options: _Rotation(settings).steps(), lambda ctx, exc: restore(settings, ctx, exc)
+    return JobDefinition(
+        JobKind.ROTATE_CERTS, lambda options: _Rotation(settings).steps(), lambda ctx, exc: restore(settings, ctx, exc)
     )

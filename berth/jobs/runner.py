@@ -17,15 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from berth.errors import BerthError, NotFound
+from berth.jobs.kinds import JobKind
 from berth.jobs.store import JobRecord, JobStore
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 2.0
-
-
-class JobFailed(BerthError):
-    """A step failed in a way its own message explains (no traceback needed)."""
 
 
 @dataclass
@@ -52,10 +49,10 @@ class Step:
 
 
 @dataclass(frozen=True)
-class JobKind:
-    """A kind of job: its steps, what to do when one fails, and who may watch."""
+class JobDefinition:
+    """What a kind of job does: its steps, and what to do when one fails."""
 
-    name: str
+    name: JobKind
     steps: Callable[[dict], list[Step]]
     on_failure: Callable[[StepContext, Exception], None] | None = None
 
@@ -63,10 +60,17 @@ class JobKind:
 class JobRunner:
     """Runs queued jobs in a daemon thread of this process, one at a time."""
 
-    def __init__(self, store: JobStore, kinds: Callable[[], dict[str, JobKind]], poll: float = 1.0):
+    def __init__(
+        self,
+        store: JobStore,
+        kinds: Callable[[], dict[str, JobDefinition]],
+        poll: float = 1.0,
+        background: bool = True,
+    ):
         self.store = store
+        self.background = background
         self._kinds_factory = kinds
-        self._kinds: dict[str, JobKind] | None = None
+        self._kinds: dict[str, JobDefinition] | None = None
         self.poll = poll
         self._name = f"{os.uname().nodename}:{os.getpid()}"
         self._thread: threading.Thread | None = None
@@ -74,17 +78,25 @@ class JobRunner:
         self._wake = threading.Event()
 
     @property
-    def kinds(self) -> dict[str, JobKind]:
+    def kinds(self) -> dict[str, JobDefinition]:
         """The job kinds by name (built on first use)."""
         if self._kinds is None:
             self._kinds = self._kinds_factory()
         return self._kinds
 
-    def kind(self, name: str) -> JobKind:
-        """The job kind called ``name``; NotFound for any other name."""
+    def kind(self, name: str) -> JobDefinition:
+        """The definition of the job kind called ``name``; NotFound for any other name."""
         if name not in self.kinds:
             raise NotFound(f"There is no job kind {name!r}; Berth runs {', '.join(sorted(self.kinds))}.")
         return self.kinds[name]
+
+    def submit(self, kind: JobKind, user: str, address: str, options: dict) -> JobRecord:
+        """Record a job (before anything runs) and wake the runner; Conflict if one of that kind is active."""
+        job = self.store.create(self.kind(kind), user, address, options)
+        if self.background:
+            self.start()
+            self.wake()
+        return job
 
     def start(self) -> None:
         """Start polling for queued jobs (once per process)."""

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import requests
 
-from berth.jobs.runner import JobFailed
+from berth.errors import JobFailed
 
 REPOSITORY = "berth-selftest"
 TAG = "latest"

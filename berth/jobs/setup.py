@@ -13,16 +13,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-import docker
-from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from berth.config import Settings
-from berth.errors import NotFound
+from berth.errors import JobFailed, NotFound
 from berth.findings import Level
 from berth.jobs import selftest
-from berth.jobs.checks import check_api, connect, held_certificate, secret_names, verify_served, write_held
-from berth.jobs.runner import JobFailed, JobKind, Step, StepContext
+from berth.jobs.checks import DeployRun, check_api, connect, held_certificate, secret_names, verify_served, write_held
+from berth.jobs.kinds import JobKind
+from berth.jobs.runner import JobDefinition, Step, StepContext
 from berth.nfs import inspect as nfs
 from berth.registry import config as rc
 from berth.swarm import deploy as sd
@@ -43,24 +42,16 @@ class PlanItem:
 # --- the job ------------------------------------------------------------------------------
 
 
-class _Run:
+class _Run(DeployRun):
     """One setup run: what its steps decided, handed from step to step (the key only in memory)."""
 
     def __init__(self, settings: Settings):
-        self.settings = settings
-        self.client: docker.DockerClient | None = None
-        self.cert: x509.Certificate | None = None
-        self.key_pem: bytes | None = None
+        super().__init__(settings)
         self.config_ref: dict = {}
         self.secret_refs: list[dict] = []
         self.service_id: str | None = None
         self.since: datetime | None = None
         self.changes: list[str] = []
-
-    def swarm(self) -> docker.DockerClient:
-        if self.client is None:
-            self.client = connect(self.settings)
-        return self.client
 
     def steps(self) -> list[Step]:
         return [
@@ -195,9 +186,9 @@ class _Run:
         ctx.log(f"Changed: {', '.join(self.changes)}." if self.changes else "Nothing to change: all was in place.")
 
 
-def setup_kind(settings: Settings) -> JobKind:
+def setup_kind(settings: Settings) -> JobDefinition:
     """The ``setup`` job kind for ``settings``."""
-    return JobKind("setup", lambda options: _Run(settings).steps())
+    return JobDefinition(JobKind.SETUP, lambda options: _Run(settings).steps())
 
 
 def plan(settings: Settings) -> list[PlanItem]:

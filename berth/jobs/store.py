@@ -19,7 +19,7 @@ from berth.db import Database
 from berth.errors import Conflict, NotFound
 
 if TYPE_CHECKING:
-    from berth.jobs.runner import JobKind
+    from berth.jobs.runner import JobDefinition
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -50,7 +50,6 @@ CREATE TABLE IF NOT EXISTS job_steps (
 );
 """
 
-ACTIVE = ("queued", "running")
 
 FINISHED = ("succeeded", "failed", "interrupted")
 
@@ -130,7 +129,7 @@ class JobStore:
         self.stale_after = stale_after
         db.add_schema(SCHEMA)
 
-    def create(self, kind: JobKind, requested_by: str, address: str, options: dict | None = None) -> JobRecord:
+    def create(self, kind: JobDefinition, requested_by: str, address: str, options: dict | None = None) -> JobRecord:
         """Record a queued job with its planned steps; Conflict if one of that kind is active."""
         options = options or {}
         steps = kind.steps(options)

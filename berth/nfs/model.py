@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
 
-from berth.findings import Finding, Level, worst
 from berth.nfs.mounts import Mount
 from berth.nfs.stats import NfsStats
+from berth.report import ComponentReport
 
 
 @dataclass(frozen=True)
@@ -31,29 +30,21 @@ class Capacity:
         return 100.0 * (self.inodes_free or 0) / self.inodes_total if self.inodes_total else None
 
 
-@dataclass
-class NfsReport:
+@dataclass(kw_only=True)
+class NfsReport(ComponentReport):
     """What :func:`inspect` found about the registry's storage path."""
 
     path: Path
-    findings: list[Finding] = field(default_factory=list)
-    error: str | None = None
     mount: Mount | None = None
     stats: NfsStats | None = None
     capacity: Capacity | None = None
     probe_latency_ms: float | None = None
     repositories_on_disk: int | None = None
-    checked_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
-    @property
-    def ok(self) -> bool:
-        """No critical finding and no error."""
-        return self.error is None and worst(self.findings) != Level.CRITICAL
-
-    def as_dict(self) -> dict:
-        """JSON-ready, in the shape of the ``/api/v1/status`` parts: ok, error, findings, details."""
+    def detail_dict(self) -> dict:
+        """Mount, capacity, client counters and what the probes saw."""
         mount = self.mount
-        details = {
+        return {
             "path": str(self.path),
             "mount": None
             if mount is None
@@ -76,13 +67,6 @@ class NfsReport:
             "stats": None if self.stats is None else _stats_details(self.stats),
             "probe_latency_ms": self.probe_latency_ms,
             "repositories_on_disk": self.repositories_on_disk,
-        }
-        return {
-            "ok": self.ok,
-            "error": self.error,
-            "findings": [f.as_dict() for f in self.findings],
-            "details": details,
-            "checked_at": self.checked_at.isoformat(),
         }
 
 

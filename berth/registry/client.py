@@ -22,10 +22,9 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
-from berth.errors import BadUpstreamResponse, Unauthorized, UpstreamUnavailable
+from berth.errors import BadUpstreamResponse, PageSizeRefused, Unauthorized, UpstreamUnavailable
 from berth.registry.auth import Challenge, TokenCache, basic_authorization, parse_challenge
 from berth.registry.http import (
-    PageSizeRefused,
     check_status,
     json_object,
     media_type,
@@ -135,15 +134,7 @@ class RegistryClient:
 
     def resolve(self, name: str, reference: str) -> ManifestRef:
         """The digest, media type and size ``reference`` points at, with one HEAD request."""
-        check_name(name)
-        check_reference(reference)
-        response = self._request(
-            "HEAD",
-            f"/v2/{name}/manifests/{reference}",
-            scope=f"repository:{name}:pull",
-            headers={"Accept": ACCEPT_MANIFESTS},
-            what=f"{name}:{reference}",
-        )
+        response = self._manifest_request("HEAD", name, reference)
         digest = response.headers.get("Docker-Content-Digest")
         if not digest or not DIGEST_RE.match(digest):
             raw = self.manifest(name, reference)
@@ -153,16 +144,7 @@ class RegistryClient:
 
     def manifest(self, name: str, reference: str) -> RawDocument:
         """The manifest ``reference`` points at, verified against its digest."""
-        check_name(name)
-        check_reference(reference)
-        response = self._request(
-            "GET",
-            f"/v2/{name}/manifests/{reference}",
-            scope=f"repository:{name}:pull",
-            headers={"Accept": ACCEPT_MANIFESTS},
-            limit=MAX_MANIFEST_BYTES,
-            what=f"{name}:{reference}",
-        )
+        response = self._manifest_request("GET", name, reference)
         data = response.content
         digest = reference if is_digest(reference) else response.headers.get("Docker-Content-Digest")
         computed = "sha256:" + hashlib.sha256(data).hexdigest()
@@ -174,6 +156,19 @@ class RegistryClient:
                 )
             digest = computed
         return RawDocument(digest, media_type(response), data)
+
+    def _manifest_request(self, method: str, name: str, reference: str) -> requests.Response:
+        """HEAD or GET of a manifest, accepting every manifest and index type (OCI indexes included)."""
+        check_name(name)
+        check_reference(reference)
+        return self._request(
+            method,
+            f"/v2/{name}/manifests/{reference}",
+            scope=f"repository:{name}:pull",
+            headers={"Accept": ACCEPT_MANIFESTS},
+            limit=MAX_MANIFEST_BYTES,  # a HEAD has no body to bound
+            what=f"{name}:{reference}",
+        )
 
     def blob(self, name: str, digest: str, limit: int = MAX_BLOB_BYTES) -> bytes:
         """A small blob (an image config), verified against its digest."""

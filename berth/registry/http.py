@@ -9,11 +9,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from berth.errors import BadUpstreamResponse, NotFound, Unauthorized, UpstreamUnavailable
-
-
-class PageSizeRefused(Exception):
-    """The registry refused ``n=`` (its maximum is lower); retried with a smaller page."""
+from berth.errors import BadUpstreamResponse, NotFound, PageSizeRefused, Unauthorized, UpstreamUnavailable
 
 
 def served_certificate_names(base_url: str) -> tuple[str, str] | None:

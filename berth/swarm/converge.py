@@ -14,17 +14,13 @@ from datetime import UTC, datetime
 
 import docker
 
-from berth.jobs.runner import JobFailed
+from berth.errors import ConvergenceFailed
 from berth.swarm.parse import parse_time
 
 #: How long a new task must keep running before an update counts as good (UpdateConfig.Monitor).
 MONITOR_SECONDS = 5
 #: Putting the old certificate back gets at least this long, whatever the deadline setting.
 RESTORE_MIN_SECONDS = 60.0
-
-
-class ConvergenceFailed(JobFailed):
-    """The service did not reach a stable state running its current spec."""
 
 
 def _update_state(service: dict, since: datetime | None) -> tuple[str | None, str]:

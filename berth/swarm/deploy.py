@@ -21,7 +21,6 @@ from berth.registry.config import DRAIN_SECONDS, registry_port
 from berth.swarm.converge import (  # noqa: F401  (part of this module's interface)
     MONITOR_SECONDS,
     RESTORE_MIN_SECONDS,
-    ConvergenceFailed,
     now_utc,
     wait_converged,
 )

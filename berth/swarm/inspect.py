@@ -184,33 +184,34 @@ def inspect_swarm(
     try:
         client = docker_client(docker_host, timeout)
     except (docker.errors.DockerException, requests.RequestException, OSError) as exc:
-        reason = _short_error(exc)
-        report.error = f"Docker engine unreachable at {host}: {reason}"
-        report.findings.append(
-            Finding(
-                Level.CRITICAL,
-                f"Docker engine unreachable at {host}: {reason}.",
-                "Check that dockerd runs on the Swarm manager and that DOCKER_HOST points at it "
-                "(for tcp:// also DOCKER_TLS_VERIFY and DOCKER_CERT_PATH).",
-                str(exc)[:1000],
-            )
+        return _engine_failed(
+            report,
+            exc,
+            f"Docker engine unreachable at {host}",
+            f"Docker engine unreachable at {host}",
+            "Check that dockerd runs on the Swarm manager and that DOCKER_HOST points at it "
+            "(for tcp:// also DOCKER_TLS_VERIFY and DOCKER_CERT_PATH).",
         )
-        return report
     try:
         _inspect(client, report, service_name, Path(nfs_path), registry_config)
     except (docker.errors.DockerException, requests.RequestException, OSError) as exc:
-        reason = _short_error(exc)
-        report.error = f"Docker engine at {host} failed a request: {reason}"
-        report.findings.append(
-            Finding(
-                Level.CRITICAL,
-                f"The Docker engine at {host} stopped answering during the check: {reason}.",
-                "Check the engine's load and log; a manager that is slow to answer may have lost quorum.",
-                str(exc)[:1000],
-            )
+        _engine_failed(
+            report,
+            exc,
+            f"Docker engine at {host} failed a request",
+            f"The Docker engine at {host} stopped answering during the check",
+            "Check the engine's load and log; a manager that is slow to answer may have lost quorum.",
         )
     finally:
         client.close()
+    return report
+
+
+def _engine_failed(report: SwarmReport, exc: Exception, error: str, message: str, fix: str) -> SwarmReport:
+    """``report`` with the engine's failure as its error and one critical finding."""
+    reason = _short_error(exc)
+    report.error = f"{error}: {reason}"
+    report.findings.append(Finding(Level.CRITICAL, f"{message}: {reason}.", fix, str(exc)[:1000]))
     return report
 
 

@@ -6,9 +6,8 @@ Plain dataclasses, each with ``as_dict`` for the JSON of ``/api/v1/status``.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 
-from berth.findings import Finding, Level, worst
+from berth.report import ComponentReport
 
 _FAILED_STATES = frozenset({"failed", "rejected", "orphaned"})
 
@@ -157,47 +156,28 @@ class TaskInfo:
         return {**asdict(self), "failed": self.failed}
 
 
-@dataclass
-class SwarmReport:
+@dataclass(kw_only=True)
+class SwarmReport(ComponentReport):
     """What :func:`inspect_swarm` saw. ``ok`` when there is no error and no critical finding."""
 
     docker_host: str
     service_name: str
-    findings: list[Finding] = field(default_factory=list)
-    error: str | None = None
     manager: bool = False
     local_node_state: str = ""
     nodes: list[NodeInfo] = field(default_factory=list)
     service: ServiceInfo | None = None
     tasks: list[TaskInfo] = field(default_factory=list)
     config_readable: bool = False
-    checked_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
-    @property
-    def ok(self) -> bool:
-        """No error and no critical finding."""
-        return self.error is None and worst(self.findings) != Level.CRITICAL
-
-    @property
-    def level(self) -> Level:
-        """The worst finding's level (critical when there is an error)."""
-        return Level.CRITICAL if self.error else worst(self.findings)
-
-    def as_dict(self) -> dict:
-        """JSON-ready, in the shape of the ``/api/v1/status`` parts: ok, error, findings, details."""
+    def detail_dict(self) -> dict:
+        """The engine, its nodes, the service and its tasks."""
         return {
-            "ok": self.ok,
-            "error": self.error,
-            "findings": [f.as_dict() for f in self.findings],
-            "details": {
-                "docker_host": self.docker_host,
-                "service_name": self.service_name,
-                "manager": self.manager,
-                "local_node_state": self.local_node_state,
-                "nodes": [n.as_dict() for n in self.nodes],
-                "service": self.service.as_dict() if self.service else None,
-                "tasks": [t.as_dict() for t in self.tasks],
-                "config_readable": self.config_readable,
-            },
-            "checked_at": self.checked_at.isoformat(),
+            "docker_host": self.docker_host,
+            "service_name": self.service_name,
+            "manager": self.manager,
+            "local_node_state": self.local_node_state,
+            "nodes": [n.as_dict() for n in self.nodes],
+            "service": self.service.as_dict() if self.service else None,
+            "tasks": [t.as_dict() for t in self.tasks],
+            "config_readable": self.config_readable,
         }

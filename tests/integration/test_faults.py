@@ -156,12 +156,12 @@ def job_id(berth):
     """A finished job recorded before the faults (in Berth's own database); it must survive all of them."""
     from berth.audit import AuditLog
     from berth.db import Database
-    from berth.jobs.runner import JobKind, Step
+    from berth.jobs.runner import JobDefinition, Step
     from berth.jobs.store import JobStore
 
     db = Database(berth["data"] / "berth.sqlite3")
     store = JobStore(db, AuditLog(db))
-    kind = JobKind("rotate-certs", lambda options: [Step("issue", lambda ctx: None)])
+    kind = JobDefinition("rotate-certs", lambda options: [Step("issue", lambda ctx: None)])
     job = store.create(kind, "alice", "127.0.0.1")
     store.claim("test", job.id)
     store.step_finished(job.id, 0, "succeeded")

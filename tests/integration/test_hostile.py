@@ -19,7 +19,7 @@ import pytest
 from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
 
-from berth.jobs.runner import JobKind, Step
+from berth.jobs.runner import JobDefinition, Step
 from devstack import seed
 from tests.conftest import AuthActions, make_app
 from tests.registry_fakes import HUGE_BYTES, FakeRegistry
@@ -563,7 +563,8 @@ def test_logout_with_a_bad_csrf_token_is_400_and_keeps_the_session(app, client, 
 def job_app(app):
     """The app with job kinds whose steps do nothing (nothing here may run them anyway)."""
     app.extensions["berth"].runner._kinds = {
-        name: JobKind(name, lambda options: [Step("nothing", lambda ctx: None)]) for name in ("setup", "rotate-certs")
+        name: JobDefinition(name, lambda options: [Step("nothing", lambda ctx: None)])
+        for name in ("setup", "rotate-certs")
     }
     return app
 

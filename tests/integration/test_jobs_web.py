@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from berth.jobs.runner import JobFailed, JobKind, Step
+from berth.errors import JobFailed
+from berth.jobs.runner import JobDefinition, Step
 from tests.conftest import make_app
 
 pytestmark = pytest.mark.stack
@@ -32,8 +33,8 @@ def kinds(record: list):
         ctx.log("restored the old state")
 
     return {
-        "setup": JobKind("setup", lambda options: [Step("first", ok), Step("second", ok)]),
-        "rotate-certs": JobKind(
+        "setup": JobDefinition("setup", lambda options: [Step("first", ok), Step("second", ok)]),
+        "rotate-certs": JobDefinition(
             "rotate-certs", lambda o: [Step("issue", ok), Step("swap", boom), Step("clean", ok)], on_failure=restore
         ),
     }
