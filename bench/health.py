@@ -25,9 +25,7 @@ import math
 import os
 import random
 import re
-import shutil
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -40,7 +38,7 @@ import requests
 
 import devstack
 from bench.common import BenchError, save_report, timed
-from bench.stack import GUNICORN, PROJECT, BerthServer, _children
+from bench.stack import PROJECT, BerthServer, children
 from devstack.ports import LOOPBACK
 
 DEFAULT_STATE_DIR = PROJECT / ".bench-stack-health"
@@ -65,29 +63,7 @@ class MeasuredBerthServer(BerthServer):
     """
 
     def __init__(self, env: dict[str, str], data_dir: Path, log: Path, app: str = "app:app") -> None:
-        super().__init__(env, data_dir, log)
-        self.app = app
-
-    def start(self, timeout: float = 30.0) -> None:
-        """Start gunicorn with an empty data directory and wait for ``/healthz``."""
-        if self.data_dir.exists():
-            shutil.rmtree(self.data_dir)
-        self.data_dir.mkdir(parents=True)
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        argv = [str(GUNICORN), "--config", "gunicorn.conf.py", "--bind", f"{LOOPBACK}:{self.port}", self.app]
-        with open(self.log, "ab") as log, open(os.devnull, "rb") as devnull:
-            try:
-                self._proc = subprocess.Popen(
-                    argv, cwd=self.berth_dir, env=self._env, stdin=devnull, stdout=log, stderr=subprocess.STDOUT
-                )
-            except OSError as exc:
-                raise BenchError(f"cannot run gunicorn in {self.berth_dir}: {exc}") from exc
-        self._wait_healthy(timeout)
-
-    @property
-    def master_pid(self) -> int | None:
-        """The gunicorn master's pid, while it runs."""
-        return self._proc.pid if self._proc is not None else None
+        super().__init__(env, data_dir, log, app=app)
 
     def cpu_seconds(self) -> float:
         """CPU time (user + system) used so far by the master and its live workers."""
@@ -96,7 +72,7 @@ class MeasuredBerthServer(BerthServer):
             return 0.0
         ticks = os.sysconf("SC_CLK_TCK")
         total = 0
-        for pid in [master, *_children(master)]:
+        for pid in [master, *children(master)]:
             with suppress(OSError, IndexError, ValueError):
                 fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
                 total += int(fields[11]) + int(fields[12])  # utime, stime
@@ -120,15 +96,15 @@ class HungBerthServer(MeasuredBerthServer):
     def __init__(self, env: dict[str, str], data_dir: Path, log: Path, app: str = APP) -> None:
         super().__init__(env, data_dir, log, app)
 
-    def probe_children(self) -> dict[str, object]:
+    def probechildren(self) -> dict[str, object]:
         """The children of each worker (forked probes, live or zombie): count and states."""
         master = self.master_pid
         if master is None:
             return {"workers": 0, "children": 0, "states": {}}
-        workers = _children(master)
+        workers = children(master)
         states: dict[str, int] = {}
         for worker in workers:
-            for child in _children(worker):
+            for child in children(worker):
                 with suppress(OSError, IndexError):
                     state = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[0]
                     states[state] = states.get(state, 0) + 1
@@ -238,7 +214,7 @@ def watch(server: HungBerthServer, base: str, stop: threading.Event, out: list[d
             entry["hung_finding"] = hung_finding(nfs) is not None
         except (BenchError, requests.RequestException, ValueError) as exc:
             entry["status_error"] = str(exc)
-        entry |= server.probe_children()
+        entry |= server.probechildren()
         out.append(entry)
 
 
@@ -403,7 +379,7 @@ def run(args: argparse.Namespace) -> dict:
         with timed() as logging_in:
             sessions = [login(base, *USER) for _ in range(args.clients)]
         print(f"{len(sessions)} clients logged in as {USER[0]} in {logging_in[0]:.1f} s")
-        report["children_before"] = server.probe_children()
+        report["children_before"] = server.probechildren()
         report["loadavg_start"] = os.getloadavg()
         result = load(server, sessions, args)
         report["loadavg_end"] = os.getloadavg()
@@ -412,7 +388,7 @@ def run(args: argparse.Namespace) -> dict:
         nfs = nfs_status(base)
         report["nfs_after"] = {"error": nfs.get("error"), "finding": hung_finding(nfs)}
         time.sleep(0.2)
-        report["children_after"] = server.probe_children()
+        report["children_after"] = server.probechildren()
         report["memory"] = server.memory()
         report["summary"] = summarize(result["samples"], result["seconds"])
         report["per_second"] = per_second(result["samples"], result["seconds"])

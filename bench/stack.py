@@ -11,28 +11,22 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-
-import requests
 
 import devstack
 from bench.common import BenchError
 from devstack import procs
 from devstack import registry as dsregistry
+from devstack.berth import BerthServer, BerthStartError, children, peak_rss_kib  # noqa: F401  (bench API)
 from devstack.ports import LOOPBACK, free_port
 
 PROJECT = Path(__file__).resolve().parent.parent
 DEFAULT_STATE_DIR = PROJECT / ".bench-stack"
 REGISTRY_NAME = "bench-registry"
-GUNICORN = PROJECT / ".venv" / "bin" / "gunicorn"
 START_ATTEMPTS = 3
 
 
@@ -116,98 +110,3 @@ def bench_stack(
     finally:
         procs.stop(state_dir, REGISTRY_NAME)
         devstack.down(state_dir)
-
-
-def _children(pid: int) -> list[int]:
-    """Return the pids whose parent is ``pid`` (scanning ``/proc``)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with suppress(OSError):
-            stat = (entry / "stat").read_text()
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
-def _vm_hwm_kib(pid: int) -> int:
-    """Return the peak resident set size (``VmHWM``) of ``pid`` in KiB, 0 if unknown."""
-    with suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return 0
-
-
-class BerthServer:
-    """Berth under gunicorn on a free loopback port, with its own empty data directory.
-
-    ``berth_dir`` is the checkout to run (default: this one), e.g. a ``git archive`` of a
-    commit, to measure a stable version while the working tree is being edited.
-    """
-
-    def __init__(self, env: dict[str, str], data_dir: Path, log: Path, berth_dir: Path = PROJECT) -> None:
-        self.berth_dir = Path(berth_dir).resolve()
-        self.port = free_port()
-        self.base_url = f"http://{LOOPBACK}:{self.port}"
-        self.data_dir = Path(data_dir)
-        self.log = Path(log)
-        self._env = os.environ | env | {"BERTH_DATA_DIR": str(self.data_dir)}
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 30.0) -> None:
-        """Start gunicorn with an empty data directory and wait for ``/healthz``."""
-        if self.data_dir.exists():
-            shutil.rmtree(self.data_dir)
-        self.data_dir.mkdir(parents=True)
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        argv = [str(GUNICORN), "--config", "gunicorn.conf.py", "--bind", f"{LOOPBACK}:{self.port}", "app:app"]
-        with open(self.log, "ab") as log, open(os.devnull, "rb") as devnull:
-            try:
-                self._proc = subprocess.Popen(
-                    argv, cwd=self.berth_dir, env=self._env, stdin=devnull, stdout=log, stderr=subprocess.STDOUT
-                )
-            except OSError as exc:
-                raise BenchError(f"cannot run gunicorn in {self.berth_dir}: {exc}") from exc
-        self._wait_healthy(timeout)
-
-    def _wait_healthy(self, timeout: float) -> None:
-        """Poll ``/healthz`` until 200, failing early if gunicorn exits."""
-        deadline = time.monotonic() + timeout
-        with requests.Session() as session:
-            session.trust_env = False
-            while time.monotonic() < deadline:
-                if self._proc is None or self._proc.poll() is not None:
-                    raise BenchError(f"berth exited at start (log: {self.log})")
-                with suppress(requests.RequestException):
-                    if session.get(f"{self.base_url}/healthz", timeout=2).status_code == 200:
-                        return
-                time.sleep(0.1)
-        raise BenchError(f"berth not healthy in {timeout:.0f}s (log: {self.log})")
-
-    def memory(self) -> dict[str, float]:
-        """Return peak RSS in MiB: the master, the largest worker and the sum of all."""
-        if self._proc is None:
-            return {}
-        master = self._proc.pid
-        workers = [_vm_hwm_kib(pid) for pid in _children(master)]
-        master_kib = _vm_hwm_kib(master)
-        return {
-            "master_mib": round(master_kib / 1024, 1),
-            "max_worker_mib": round(max(workers, default=0) / 1024, 1),
-            "sum_mib": round((master_kib + sum(workers)) / 1024, 1),
-            "workers": len(workers),
-        }
-
-    def stop(self, timeout: float = 25.0) -> None:
-        """Stop gunicorn (SIGTERM to the master we started, SIGKILL after ``timeout``)."""
-        proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)

@@ -48,6 +48,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
 from devstack import procs, seed, tls
+from devstack.files import write_private
 from devstack.ports import LOOPBACK, free_ports
 from devstack.registry import REGISTRY, render_config
 
@@ -212,8 +213,7 @@ def start_basic_auth_registry(
     work = files["root"] / "auth" / name
     work.mkdir(parents=True, exist_ok=True)
     htpasswd = work / "htpasswd"
-    htpasswd.write_text(f"{username}:{bcrypt_hash(password)}\n")
-    htpasswd.chmod(0o600)
+    write_private(htpasswd, f"{username}:{bcrypt_hash(password)}\n")
     auth_yaml = f"auth:\n  htpasswd:\n    realm: {SERVICE}\n    path: {json.dumps(str(htpasswd))}\n"
     base_url = _start(files["root"], name, auth_yaml)
     if seed_it:

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from devstack import procs
+from devstack.files import write_private
 from devstack.ports import LOOPBACK, is_listening
 
 SUFFIX = "dc=pure,dc=lab,dc=com"
@@ -161,15 +162,6 @@ access to *
 """
 
 
-def _write_secret(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, text.encode())
-    finally:
-        os.close(fd)
-
-
 def prepare(
     ldap_dir: Path,
     root_password: str,
@@ -188,8 +180,8 @@ def prepare(
     db_dir.mkdir(parents=True, mode=0o700)
     conf = ldap_dir / "slapd.conf"
     ldif = ldap_dir / "seed.ldif"
-    _write_secret(conf, render_config(ldap_dir, root_password, ca_cert, server_cert, server_key))
-    _write_secret(ldif, seed_ldif(service_password))
+    write_private(conf, render_config(ldap_dir, root_password, ca_cert, server_cert, server_key))
+    write_private(ldif, seed_ldif(service_password))
     result = subprocess.run(
         [SLAPADD, "-q", "-f", str(conf), "-l", str(ldif)],
         capture_output=True,

@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from devstack import ldap, procs, registry, seed, tls
+from devstack.files import write_private
 from devstack.ports import LOOPBACK, free_ports
 
 COMPONENTS = ("slapd", "registry")  # start order; stopped in reverse
@@ -83,15 +84,6 @@ def _locked(paths: _Paths) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, text.encode())
-    finally:
-        os.close(fd)
-
-
 def _secrets(paths: _Paths) -> dict[str, str]:
     """Load the stack's secrets, generating (once) any that are missing."""
     try:
@@ -110,7 +102,7 @@ def _secrets(paths: _Paths) -> dict[str, str]:
             values[name] = make()
             changed = True
     if changed:
-        _write_private(paths.secrets, json.dumps(values, indent=2) + "\n")
+        write_private(paths.secrets, json.dumps(values, indent=2) + "\n")
     return values
 
 
@@ -302,7 +294,7 @@ def up(state_dir: Path | str = DEFAULT_STATE_DIR, swarm: bool = False) -> dict[s
         if swarm:
             state["swarm_timings"] = timings
         paths.state.write_text(json.dumps(state, indent=2) + "\n")
-        _write_private(paths.env_file, format_env(environment))
+        write_private(paths.env_file, format_env(environment))
         return environment
 
 

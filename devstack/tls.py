@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from devstack.files import write_private
 
 PrivateKey = ec.EllipticCurvePrivateKey
 
@@ -38,12 +39,7 @@ def write_private_key(key: PrivateKey, path: Path) -> None:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, pem)
-    finally:
-        os.close(fd)
+    write_private(path, pem)
 
 
 def write_certificate(cert: x509.Certificate, path: Path) -> None:

@@ -10,21 +10,16 @@ with the Tab key. Locally a missing Chromium or Docker engine skips; under CI=tr
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-import requests
 
-from tests.conftest import need, running_devstack
+from devstack.berth import BerthServer, BerthStartError
+from tests.helpers import need, running_devstack
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,37 +54,6 @@ class Server:
         return urlsplit(self.env["BERTH_REGISTRY_URL"]).netloc
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"gunicorn exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if requests.get(url, timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"gunicorn did not answer {url} within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
-
-
-def _stop(process: subprocess.Popen) -> None:
-    """SIGTERM to gunicorn's master (it stops its workers); SIGKILL to its group if it lingers."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=25)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")  # down before the integration tests start their own Swarm engines
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """Berth as deployed (gunicorn + gunicorn.conf.py) on a fresh Swarm devstack."""
@@ -100,28 +64,18 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 def _serve(tmp_path_factory: pytest.TempPathFactory, state_dir: Path, stack_env: dict[str, str]) -> Iterator[Server]:
     """gunicorn as the README starts it, on the given stack, until the generator is closed."""
     work = tmp_path_factory.mktemp("browser-berth")
-    port = _free_port()
-    environment = {k: v for k, v in os.environ.items() if not k.startswith(("BERTH_", "DOCKER_", "PROMETHEUS_"))}
-    environment |= stack_env
-    environment |= {
-        "BERTH_DATA_DIR": str(work / "data"),
-        "BERTH_HEALTH_INTERVAL": "2",
-        "PROMETHEUS_MULTIPROC_DIR": str(work / "metrics"),
-    }
     (work / "metrics").mkdir()
-    log = work / "gunicorn.log"
-    gunicorn = Path(sys.executable).parent / "gunicorn"
-    command = [str(gunicorn), "--config", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}", "app:app"]
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            command, cwd=ROOT, env=environment, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    base_url = f"http://127.0.0.1:{port}"
+    settings = stack_env | {"BERTH_HEALTH_INTERVAL": "2", "PROMETHEUS_MULTIPROC_DIR": str(work / "metrics")}
+    berth = BerthServer(settings, work / "data", work / "gunicorn.log", clean_env=True)
     try:
-        _wait_healthy(f"{base_url}/healthz", process, log)
-        yield Server(base_url, stack_env, state_dir)
+        berth.start()
+    except BerthStartError as exc:
+        berth.stop()
+        pytest.fail(f"{exc}\n{berth.log_tail()}")
+    try:
+        yield Server(berth.base_url, stack_env, state_dir)
     finally:
-        _stop(process)
+        berth.stop()
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import time
 import pytest
 from ldap3 import MODIFY_ADD, MODIFY_DELETE, Connection, Server
 
-from tests.conftest import DEMO, make_app
+from tests.helpers import DEMO, make_app
 
 pytestmark = pytest.mark.stack
 

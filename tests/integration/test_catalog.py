@@ -9,7 +9,7 @@ import pytest
 
 from devstack import seed
 from devstack.tls import make_ca
-from tests.conftest import make_app
+from tests.helpers import make_app
 
 pytestmark = pytest.mark.stack
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from devstack import auth
-from tests.conftest import AuthActions, make_app
+from tests.helpers import AuthActions, make_app
 from tests.registry_fakes import FakeRegistry
 
 pytestmark = pytest.mark.stack

@@ -12,7 +12,6 @@ import re
 import socket
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -20,18 +19,13 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import IN_CI, running_devstack
+from devstack.berth import BerthServer, BerthStartError
+from tests.helpers import IN_CI, running_devstack
 
 pytestmark = [pytest.mark.stack, pytest.mark.swarm]
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUEST_BOUND = 10.0  # seconds: longer than this counts as a hung worker
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -43,42 +37,18 @@ def swarm_stack(tmp_path_factory):
 @pytest.fixture(scope="module")
 def berth(swarm_stack, tmp_path_factory):
     """gunicorn as the README deploys it, against the Swarm stack."""
-    port = _free_port()
     data = tmp_path_factory.mktemp("faults-data")
-    env = {
-        **os.environ,
-        **swarm_stack,
-        "BERTH_DATA_DIR": str(data),
-        "BERTH_HEALTH_INTERVAL": "1",
-        "BERTH_NFS_DEADLINE": "1",
-        "BERTH_CACHE_TTL": "1",
-    }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    log = open(data / "gunicorn.log", "wb")  # noqa: SIM115 - closed at teardown
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}", "app:app"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
-                break
-        except requests.RequestException:
-            time.sleep(0.2)
-    else:
-        proc.terminate()
-        pytest.fail("gunicorn did not start")
-    yield {"base": base, "data": data, "proc": proc, "env": env}
-    proc.terminate()
-    proc.wait(20)
-    log.close()
+    settings = {**swarm_stack, "BERTH_HEALTH_INTERVAL": "1", "BERTH_NFS_DEADLINE": "1", "BERTH_CACHE_TTL": "1"}
+    server = BerthServer(settings, data, data.parent / "faults-gunicorn.log", clean_env=True)
+    try:
+        server.start()
+    except BerthStartError as exc:
+        server.stop()
+        pytest.fail(f"gunicorn did not start: {exc}\n{server.log_tail()}")
+    yield {"base": server.base_url, "data": data, "proc": server, "env": server.env}
+    server.stop()
     if not IN_CI:
-        print((data / "gunicorn.log").read_text()[-2000:])
+        print(server.log_tail(2000))
 
 
 def login(base: str, username: str) -> requests.Session:
@@ -242,7 +212,9 @@ def test_nfs_probe_hangs(berth, swarm_stack, job_id):
     nfs_path = Path(swarm_stack["BERTH_NFS_PATH"])
     workers = [
         int(p)
-        for p in subprocess.run(["pgrep", "-P", str(berth["proc"].pid)], capture_output=True, text=True).stdout.split()
+        for p in subprocess.run(
+            ["pgrep", "-P", str(berth["proc"].master_pid)], capture_output=True, text=True
+        ).stdout.split()
     ]
     fifos = [nfs_path / f".berth-probe-{socket.gethostname()}-{pid}" for pid in workers]
     with Browsing(base, [login(base, "olivia")]) as browsing:

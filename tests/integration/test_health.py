@@ -6,7 +6,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from berth.health.monitor import COMPONENTS
-from tests.conftest import DEMO, make_app
+from tests.helpers import DEMO, make_app
 
 pytestmark = pytest.mark.stack
 

@@ -21,7 +21,7 @@ from flask.sessions import SecureCookieSessionInterface
 
 from berth.jobs.runner import JobDefinition, Step
 from devstack import seed
-from tests.conftest import AuthActions, make_app
+from tests.helpers import AuthActions, make_app
 from tests.registry_fakes import HUGE_BYTES, FakeRegistry
 
 pytestmark = pytest.mark.stack

@@ -39,7 +39,7 @@ from berth.swarm import deploy as sd
 from berth.swarm.inspect import docker_client, find_service, service_config_yaml
 from berth.tls.certs import fingerprint, served_certificate
 from devstack.ports import free_port
-from tests.conftest import need, running_devstack
+from tests.helpers import need, running_devstack
 
 SERVICE = "berth-jobs"
 pytestmark = [pytest.mark.swarm]

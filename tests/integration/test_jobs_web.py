@@ -13,7 +13,7 @@ import pytest
 
 from berth.errors import JobFailed
 from berth.jobs.runner import JobDefinition, Step
-from tests.conftest import make_app
+from tests.helpers import make_app
 
 pytestmark = pytest.mark.stack
 

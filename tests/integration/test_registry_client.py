@@ -21,7 +21,7 @@ from berth.registry.client import RegistryClient
 from berth.registry.references import DIGEST_RE
 from devstack import auth, seed, tls
 from devstack.ports import free_port
-from tests.conftest import need, running_devstack
+from tests.helpers import need, running_devstack
 from tests.registry_fakes import OTHER_HOST, FakeRegistry
 
 pytestmark = pytest.mark.stack

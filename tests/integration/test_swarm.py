@@ -27,7 +27,7 @@ from berth.swarm.inspect import docker_client, find_service, inspect_swarm, serv
 from berth.swarm.model import SwarmReport
 from devstack import swarm as dsswarm
 from devstack.__main__ import main as devstack_main
-from tests.conftest import running_devstack
+from tests.helpers import running_devstack
 
 pytestmark = [pytest.mark.swarm]
 

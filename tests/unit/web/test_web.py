@@ -8,7 +8,7 @@ import pytest
 
 from berth.auth.directory import Directory
 from berth.errors import InvalidCredentials
-from tests.conftest import make_app
+from tests.helpers import make_app
 
 HTMX_SHA256 = "d6fdc75f204e6bdefa99b69bf1e6d4ac69b8a364f77929f45c13476b4000f717"
 
