@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -101,6 +102,43 @@ def _served_findings(served: ServedCertificate, held: Path | None, details: dict
     return findings
 
 
+# What the reference setup wants in config.yml: (is it missing?, what to say). Data, in the order shown.
+CONFIG_RULES: list[tuple[Callable[[dict], bool], Finding]] = [
+    (
+        lambda c: not (c.get("http") or {}).get("secret"),
+        Finding(
+            Level.WARNING,
+            "http.secret is not set: each task makes its own.",
+            "Set one shared http.secret, or pushes fail once there is more than one replica.",
+        ),
+    ),
+    (
+        lambda c: not ((c.get("storage") or {}).get("delete") or {}).get("enabled"),
+        Finding(
+            Level.INFO,
+            "storage.delete is off: images cannot be deleted through the API.",
+            "Enable it if you plan to delete tags and garbage-collect.",
+        ),
+    ),
+    (
+        lambda c: not ((c.get("health") or {}).get("storagedriver") or {}).get("enabled"),
+        Finding(
+            Level.WARNING,
+            "health.storagedriver is off: the registry will not notice failing storage.",
+            "Enable health.storagedriver so the registry reports storage errors.",
+        ),
+    ),
+    (
+        lambda c: not (c.get("http") or {}).get("draintimeout"),
+        Finding(
+            Level.INFO,
+            "http.draintimeout is not set: updates cut in-flight pushes.",
+            "Set http.draintimeout (e.g. 30s) so a stopping task finishes its requests.",
+        ),
+    ),
+]
+
+
 def config_findings(config_yaml: str | None, nfs_path: Path | None = None) -> list[Finding]:
     """Findings about the registry's config.yml, when Berth can read it."""
     if config_yaml is None:
@@ -117,42 +155,8 @@ def config_findings(config_yaml: str | None, nfs_path: Path | None = None) -> li
         return [Finding(Level.WARNING, "The registry's config.yml is not valid YAML.")]
     if not isinstance(config, dict):
         return [Finding(Level.WARNING, "The registry's config.yml is not a mapping.")]
-    http = config.get("http") or {}
-    storage = config.get("storage") or {}
-    findings = []
-    if not http.get("secret"):
-        findings.append(
-            Finding(
-                Level.WARNING,
-                "http.secret is not set: each task makes its own.",
-                "Set one shared http.secret, or pushes fail once there is more than one replica.",
-            )
-        )
-    if not (storage.get("delete") or {}).get("enabled"):
-        findings.append(
-            Finding(
-                Level.INFO,
-                "storage.delete is off: images cannot be deleted through the API.",
-                "Enable it if you plan to delete tags and garbage-collect.",
-            )
-        )
-    if not ((config.get("health") or {}).get("storagedriver") or {}).get("enabled"):
-        findings.append(
-            Finding(
-                Level.WARNING,
-                "health.storagedriver is off: the registry will not notice failing storage.",
-                "Enable health.storagedriver so the registry reports storage errors.",
-            )
-        )
-    if not http.get("draintimeout"):
-        findings.append(
-            Finding(
-                Level.INFO,
-                "http.draintimeout is not set: updates cut in-flight pushes.",
-                "Set http.draintimeout (e.g. 30s) so a stopping task finishes its requests.",
-            )
-        )
-    root = (storage.get("filesystem") or {}).get("rootdirectory")
+    findings = [finding for missing, finding in CONFIG_RULES if missing(config)]
+    root = ((config.get("storage") or {}).get("filesystem") or {}).get("rootdirectory")
     if nfs_path is not None and root and Path(root) != Path(nfs_path):
         findings.append(
             Finding(
@@ -161,6 +165,4 @@ def config_findings(config_yaml: str | None, nfs_path: Path | None = None) -> li
                 "Point storage.filesystem.rootdirectory at the NFS path.",
             )
         )
-    if not findings:
-        findings.append(Finding(Level.OK, "The registry configuration follows the reference settings."))
-    return findings
+    return findings or [Finding(Level.OK, "The registry configuration follows the reference settings.")]

@@ -48,48 +48,7 @@ def service_info(
     """The service's inspect dict -> :class:`ServiceInfo` (mounts judged against ``nfs_path``)."""
     spec = service.get("Spec", {})
     container = container_spec(service)
-    mode_spec = spec.get("Mode", {})
-    status = service.get("ServiceStatus") or {}
-    if "Replicated" in mode_spec:
-        mode = "replicated"
-        desired: int | None = int(mode_spec["Replicated"].get("Replicas", 1))
-    elif "Global" in mode_spec:
-        mode = "global"
-        desired = status.get("DesiredTasks")
-    else:
-        mode = next(iter(mode_spec), "unknown").lower()
-        desired = status.get("DesiredTasks")
-    if status:
-        running = int(status.get("RunningTasks", 0))
-    else:
-        running = sum(1 for t in tasks if t.state == "running" and t.desired_state == "running")
-    ports_spec = (service.get("Endpoint") or {}).get("Ports") or (spec.get("EndpointSpec") or {}).get("Ports") or []
-    ports = [
-        PortInfo(p.get("PublishedPort"), p.get("TargetPort"), p.get("Protocol", "tcp"), p.get("PublishMode", "ingress"))
-        for p in ports_spec
-    ]
-    mounts = [
-        MountInfo(
-            source=str(m.get("Source", "")),
-            target=str(m.get("Target", "")),
-            type=str(m.get("Type", "volume")),
-            read_only=bool(m.get("ReadOnly")),
-            on_nfs_path=m.get("Type", "volume") == "bind" and _is_under(str(m.get("Source", "")), str(nfs_path)),
-        )
-        for m in container.get("Mounts") or []
-    ]
-
-    def refs(items: list[dict], id_key: str, name_key: str) -> list[FileReference]:
-        return [
-            FileReference(
-                name=item.get(name_key, ""),
-                id=item.get(id_key, ""),
-                target=(item.get("File") or {}).get("Name", ""),
-                mode=(item.get("File") or {}).get("Mode"),
-            )
-            for item in items or []
-        ]
-
+    mode, desired, running = _replicas(service, tasks)
     update = service.get("UpdateStatus")
     return ServiceInfo(
         id=service.get("ID", ""),
@@ -98,10 +57,10 @@ def service_info(
         mode=mode,
         replicas_desired=desired,
         replicas_running=running,
-        ports=ports,
-        mounts=mounts,
-        secrets=refs(container.get("Secrets"), "SecretID", "SecretName"),
-        configs=refs(container.get("Configs"), "ConfigID", "ConfigName"),
+        ports=_ports(service),
+        mounts=_mounts(container, nfs_path),
+        secrets=_file_references(container.get("Secrets"), "SecretID", "SecretName"),
+        configs=_file_references(container.get("Configs"), "ConfigID", "ConfigName"),
         networks=[
             (network_names or {}).get(n.get("Target", ""), n.get("Target", ""))
             for n in spec.get("TaskTemplate", {}).get("Networks") or []
@@ -118,6 +77,63 @@ def service_info(
         updated_at=service.get("UpdatedAt"),
         args=[str(a) for a in (container.get("Command") or []) + (container.get("Args") or [])],
     )
+
+
+def _replicas(service: dict, tasks: list[TaskInfo]) -> tuple[str, int | None, int]:
+    """The service's mode, its desired task count (None when unknown) and its running tasks."""
+    mode_spec = service.get("Spec", {}).get("Mode", {})
+    status = service.get("ServiceStatus") or {}
+    if "Replicated" in mode_spec:
+        mode = "replicated"
+        desired: int | None = int(mode_spec["Replicated"].get("Replicas", 1))
+    elif "Global" in mode_spec:
+        mode = "global"
+        desired = status.get("DesiredTasks")
+    else:
+        mode = next(iter(mode_spec), "unknown").lower()
+        desired = status.get("DesiredTasks")
+    if status:
+        running = int(status.get("RunningTasks", 0))
+    else:
+        running = sum(1 for t in tasks if t.state == "running" and t.desired_state == "running")
+    return mode, desired, running
+
+
+def _ports(service: dict) -> list[PortInfo]:
+    """Published ports: from the endpoint once Swarm has one, else from the spec."""
+    spec = service.get("Spec", {})
+    ports_spec = (service.get("Endpoint") or {}).get("Ports") or (spec.get("EndpointSpec") or {}).get("Ports") or []
+    return [
+        PortInfo(p.get("PublishedPort"), p.get("TargetPort"), p.get("Protocol", "tcp"), p.get("PublishMode", "ingress"))
+        for p in ports_spec
+    ]
+
+
+def _mounts(container: dict, nfs_path: Path) -> list[MountInfo]:
+    """The container's mounts, each marked whether it binds the NFS path."""
+    return [
+        MountInfo(
+            source=str(m.get("Source", "")),
+            target=str(m.get("Target", "")),
+            type=str(m.get("Type", "volume")),
+            read_only=bool(m.get("ReadOnly")),
+            on_nfs_path=m.get("Type", "volume") == "bind" and _is_under(str(m.get("Source", "")), str(nfs_path)),
+        )
+        for m in container.get("Mounts") or []
+    ]
+
+
+def _file_references(items: list[dict] | None, id_key: str, name_key: str) -> list[FileReference]:
+    """Secrets or configs the container references, with their target file and mode."""
+    return [
+        FileReference(
+            name=item.get(name_key, ""),
+            id=item.get(id_key, ""),
+            target=(item.get("File") or {}).get("Name", ""),
+            mode=(item.get("File") or {}).get("Mode"),
+        )
+        for item in items or []
+    ]
 
 
 def task_info(task: dict, hostnames: dict[str, str]) -> TaskInfo:

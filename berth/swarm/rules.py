@@ -26,59 +26,38 @@ def manager_findings(info: dict, host: str) -> tuple[bool, str, list[Finding]]:
     """Whether the engine is a Swarm manager: (manager, local node state, findings)."""
     swarm = info.get("Swarm") or {}
     state = swarm.get("LocalNodeState", "inactive") or "inactive"
-    control = bool(swarm.get("ControlAvailable"))
     name = info.get("Name", "this engine")
-    if state == "active" and control:
+    if state == "active" and swarm.get("ControlAvailable"):
         return True, state, [Finding(Level.OK, f"{name} is a Swarm manager.")]
+    return False, state, [_not_manager_finding(state, host, name, swarm.get("Error", ""))]
+
+
+def _not_manager_finding(state: str, host: str, name: str, detail: str) -> Finding:
+    """Why the engine cannot serve as the Swarm manager Berth reads services from, and what to do."""
     if state == "active":
-        return (
-            False,
-            state,
-            [
-                Finding(
-                    Level.CRITICAL,
-                    f"The engine at {host} ({name}) is a Swarm worker, not a manager: services cannot be read from it.",
-                    "Point DOCKER_HOST at a manager node (`docker node ls` on a manager lists them).",
-                )
-            ],
+        return Finding(
+            Level.CRITICAL,
+            f"The engine at {host} ({name}) is a Swarm worker, not a manager: services cannot be read from it.",
+            "Point DOCKER_HOST at a manager node (`docker node ls` on a manager lists them).",
         )
     if state == "locked":
-        return (
-            False,
-            state,
-            [
-                Finding(
-                    Level.CRITICAL,
-                    f"The Swarm on {host} is locked (autolock) since the engine restarted.",
-                    "Unlock it on the manager with `docker swarm unlock` and the unlock key.",
-                )
-            ],
+        return Finding(
+            Level.CRITICAL,
+            f"The Swarm on {host} is locked (autolock) since the engine restarted.",
+            "Unlock it on the manager with `docker swarm unlock` and the unlock key.",
         )
     if state in ("pending", "error"):
-        detail = swarm.get("Error", "")
-        return (
-            False,
-            state,
-            [
-                Finding(
-                    Level.CRITICAL,
-                    f"The engine at {host} is in Swarm state {state!r}{': ' + detail if detail else ''}.",
-                    "Check the engine's log; the node may be unable to reach the other managers.",
-                    detail,
-                )
-            ],
+        return Finding(
+            Level.CRITICAL,
+            f"The engine at {host} is in Swarm state {state!r}{': ' + detail if detail else ''}.",
+            "Check the engine's log; the node may be unable to reach the other managers.",
+            detail,
         )
-    return (
-        False,
-        state,
-        [
-            Finding(
-                Level.CRITICAL,
-                f"The engine at {host} is not part of a Swarm.",
-                "Run `docker swarm init` on it (or `docker swarm join` to an existing Swarm), "
-                "or point DOCKER_HOST at a Swarm manager.",
-            )
-        ],
+    return Finding(
+        Level.CRITICAL,
+        f"The engine at {host} is not part of a Swarm.",
+        "Run `docker swarm init` on it (or `docker swarm join` to an existing Swarm), "
+        "or point DOCKER_HOST at a Swarm manager.",
     )
 
 
