@@ -115,7 +115,8 @@ class HealthMonitor:
                 }
             cached = self._cache = (now, rows)
         result = {}
-        stale_after = self.interval * STALE_INTERVALS
+        # Three intervals, but never less than one whole cycle (probes run to their deadline, then sleep).
+        stale_after = max(self.interval * STALE_INTERVALS, self.interval + self.deadline + 1)
         for name in COMPONENTS:
             if name not in cached[1]:
                 result[name] = with_state(placeholder("Not checked yet."), None, stale_after)
