@@ -79,7 +79,7 @@ def service_info(
         for m in container.get("Mounts") or []
     ]
 
-    def refs(items: list[dict], id_key: str, name_key: str) -> list[FileReference]:
+    def refs(items: list[dict] | None, id_key: str, name_key: str) -> list[FileReference]:
         return [
             FileReference(
                 name=item.get(name_key, ""),
