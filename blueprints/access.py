@@ -77,7 +77,7 @@ def init_app(app: Flask) -> None:
     app.before_request(_enforce_access)
 
 
-def _load_session_user(session_id: str) -> WebUser | None:
+def _load_session_user(session_id: object) -> WebUser | None:
     if not isinstance(session_id, str):
         return None  # a cookie signed with our key but holding no session id we would issue
     record = services().sessions.get(session_id)
