@@ -14,8 +14,8 @@ PYTEST_ARGS ?=
 
 help:
 	@echo "make demo   - run Berth on the local stack at http://127.0.0.1:8000"
-	@echo "make test   - install what is missing, then run every test against the real stack"
-	@echo "make lint   - ruff"
+	@echo "make test   - install what is missing, lint, then run every test against the real stack"
+	@echo "make lint   - ruff (check, format) and mypy"
 	@echo "make bench  - benchmarks: catalog (ratios against the raw registry), health, load"
 
 deps: system-deps $(VENV)/.installed
@@ -44,7 +44,7 @@ demo: deps
 	echo "  Ctrl-C stops Berth and the local stack."; echo; \
 	$(VENV)/bin/gunicorn --config gunicorn.conf.py --bind 127.0.0.1:8000 app:app
 
-test: deps
+test: deps lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 unit: deps
@@ -56,6 +56,7 @@ screenshots: deps
 lint: deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 bench: deps
 	$(PY) -m bench.catalog

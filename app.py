@@ -10,6 +10,7 @@ import logging
 import sys
 
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 from htmx_flask import Htmx
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -42,9 +43,13 @@ def configure(app: Flask, settings: Settings) -> None:
         MAX_CONTENT_LENGTH=1024 * 1024,
         JSON_SORT_KEYS=False,
     )
-    app.json.sort_keys = False
+    if isinstance(app.json, DefaultJSONProvider):  # Flask's own provider, the only one Berth uses
+        app.json.sort_keys = False
     if settings.trusted_proxies:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)
+        # Wrapping wsgi_app is how Flask documents adding WSGI middleware; mypy sees a method.
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies
+        )
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 

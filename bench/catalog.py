@@ -169,7 +169,7 @@ def floor_catalog(base: str, ca_cert: Path) -> tuple[Measurement, list[str]]:
     counter = Counter()
     with pooled_session(ca_cert) as session, timed() as elapsed:
         repositories = _pages(_pooled_getter(session, counter), f"{base}/v2/_catalog?n=1000", "repositories")
-    notes = {"repositories": len(repositories)}
+    notes: dict[str, object] = {"repositories": len(repositories)}
     return Measurement("catalog", "floor", counter.value, elapsed[0], notes), repositories
 
 
@@ -202,7 +202,7 @@ def floor_tags(base: str, ca_cert: Path, repo: str) -> tuple[Measurement, list[d
             config_digests = sorted({image["config"]["digest"] for image in images})
             configs = _fetch_all(pool, lambda digest: _config(get, base, repo, digest), config_digests)
         rows = tag_rows(tags, documents, children, configs)
-    notes = {"tags": len(rows), "children": len(children), "configs": len(configs)}
+    notes: dict[str, object] = {"tags": len(rows), "children": len(children), "configs": len(configs)}
     return Measurement("tags", "floor", counter.value, elapsed[0], notes), rows
 
 
@@ -241,14 +241,14 @@ def _berth_json(session: requests.Session, url: str) -> dict:
 
 def berth_catalog(session: requests.Session, base: str, query: str = "") -> tuple[list[str], int]:
     """Every repository through ``/api/v1/repositories``, following ``next``; names and requests."""
-    url: str | None = f"{base}/api/v1/repositories?n=100000" + (f"&q={query}" if query else "")
+    url = f"{base}/api/v1/repositories?n=100000" + (f"&q={query}" if query else "")
     names: list[str] = []
     for calls in range(1, MAX_PAGES + 1):
         page = _berth_json(session, url)
         names += page.get("repositories") or []
-        url = urljoin(base, page["next"]) if page.get("next") else None
-        if url is None:
+        if not page.get("next"):
             return names, calls
+        url = urljoin(base, page["next"])
     raise BenchError(f"berth catalog: more than {MAX_PAGES} pages")
 
 

@@ -291,7 +291,7 @@ def _own_cpu() -> float:
     return times.user + times.system
 
 
-def drive(server: MeasuredBerthServer, loops: list[Callable[[], None]], duration: float) -> dict:
+def drive(server: MeasuredBerthServer, loops: Sequence[Callable[[], None]], duration: float) -> dict:
     """Run every client loop on its own thread until they return; measure the time and the CPU split.
 
     Returns ``seconds`` (wall time), ``stuck_clients`` (threads still running after

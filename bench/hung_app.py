@@ -31,7 +31,7 @@ def _make_fifo(path: Path) -> None:
         os.mkfifo(path, 0o600)
 
 
-def _hung_child(path: str, *_: object) -> Iterator[dict]:
+def _hung_child(path: str, write: bool, probe_name: str, walk_until: float, limit: int) -> Iterator[dict]:
     """Child side, in place of ``berth.nfs.inspect._probe``: block in ``open(fifo, O_RDONLY)`` forever."""
     fd = os.open(_fifo, os.O_RDONLY)  # no writer ever comes: the child sleeps here until SIGKILL
     os.close(fd)

@@ -13,12 +13,14 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from berth.errors import SettingError
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+_CA_IN_DATA_DIR = Path("ca")  # default of Settings.ca_dir, by identity: data_dir / "ca"
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,7 @@ class Settings:
     swarm_placement: tuple[str, ...] = ()
     registry_hostnames: tuple[str, ...] = ()
     cert_days: int = 90
-    ca_dir: Path | None = None
+    ca_dir: Path = _CA_IN_DATA_DIR
     debug: bool = False
     secure_cookies: bool = False
     trusted_proxies: int = 0
@@ -73,7 +75,7 @@ class Settings:
     public_url: str | None = None
 
     def __post_init__(self) -> None:
-        if self.ca_dir is None:
+        if self.ca_dir is _CA_IN_DATA_DIR:
             object.__setattr__(self, "ca_dir", self.data_dir / "ca")
         if not self.registry_hostnames:
             host = urlsplit(self.registry_url).hostname or "localhost"
@@ -90,7 +92,7 @@ class Settings:
         """The SQLite file holding audit log, sessions, jobs and caches."""
         return self.data_dir / "berth.sqlite3"
 
-    def replace(self, **changes: object) -> Settings:
+    def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed (handy in tests)."""
         return dataclasses.replace(self, **changes)
 

@@ -22,6 +22,7 @@ from blueprints import services
 log = logging.getLogger(__name__)
 
 PUBLIC = "public"
+ACCESS = "berth_access"  # the attribute a view's access rule is kept in
 
 
 class WebUser(UserMixin):
@@ -45,7 +46,7 @@ def requires(role: Role) -> Callable:
     """Mark a view as needing at least ``role``; checked before the view runs."""
 
     def mark(view: Callable) -> Callable:
-        view.berth_access = role
+        setattr(view, ACCESS, role)  # a function attribute, which the type of Callable does not know
         return view
 
     return mark
@@ -53,7 +54,7 @@ def requires(role: Role) -> Callable:
 
 def public(view: Callable) -> Callable:
     """Mark a view as open to anyone, logged in or not."""
-    view.berth_access = PUBLIC
+    setattr(view, ACCESS, PUBLIC)
     return view
 
 
@@ -76,7 +77,7 @@ def init_app(app: Flask) -> None:
     app.before_request(_enforce_access)
 
 
-def _load_session_user(session_id: str) -> WebUser | None:
+def _load_session_user(session_id: object) -> WebUser | None:
     if not isinstance(session_id, str):
         return None  # a cookie signed with our key but holding no session id we would issue
     record = services().sessions.get(session_id)
@@ -141,7 +142,7 @@ def _enforce_access():
     if request.endpoint in (None, "static"):
         return None  # no route (the 404 handler answers) or a static file
     view = current_app.view_functions.get(request.endpoint)
-    required = getattr(view, "berth_access", None)
+    required = getattr(view, ACCESS, None)
     if required == PUBLIC or (request.endpoint == "main.metrics" and services().settings.metrics_public):
         return None
     if required is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bisect import bisect_right
+from operator import attrgetter
 
 from flask import Blueprint, jsonify, request, url_for
 from flask_login import current_user
@@ -52,7 +53,7 @@ def tags(name: str):
     """Every tag with digest, media type, size, created and platforms."""
     infos = services().catalog.tags(name)
     if request.args.get("sort") == "created":  # newest first, undated last
-        dated = sorted((i for i in infos if i.created), key=lambda i: i.created, reverse=True)
+        dated = sorted((i for i in infos if i.created), key=attrgetter("created"), reverse=True)
         infos = dated + [i for i in infos if not i.created]
     return jsonify(name=name, tags=[tag_summary(info) for info in infos])
 

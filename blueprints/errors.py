@@ -10,7 +10,7 @@ import logging
 
 from flask import Flask, Response, jsonify, make_response, render_template
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from berth.errors import (
     BadUpstreamResponse,
@@ -84,8 +84,8 @@ def _http_error(error: HTTPException):
         headers["WWW-Authenticate"] = 'Basic realm="Berth", charset="UTF-8"'
         message = "Log in with your directory account (HTTP Basic)."
     else:
-        message = error.description if error.code != 500 else "Something went wrong."
-    if error.code == 405:
+        message = (error.description or "") if error.code != 500 else "Something went wrong."
+    if isinstance(error, MethodNotAllowed):  # 405, the one that knows the allowed methods
         headers["Allow"] = ", ".join(error.valid_methods or [])
     if error.code == 404 and "The requested URL was not found" in (error.description or ""):
         message = "There is nothing at this address."

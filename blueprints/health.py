@@ -29,8 +29,7 @@ STATE_LABEL = {
     "unknown": "checking",
     "stale": "stale",
 }
-bp.add_app_template_global(STATE_CLASS, "state_class")
-bp.add_app_template_global(STATE_LABEL, "state_label")
+bp.app_context_processor(lambda: {"state_class": STATE_CLASS, "state_label": STATE_LABEL})
 
 
 def detail_rows_of(name: str, report: dict) -> list[tuple[str, str]]:

@@ -373,7 +373,7 @@ class TokenServer:
 
     def grant(self, user: str, scopes: list[str]) -> list[dict[str, object]]:
         """The ``access`` claim for ``user`` asking for ``scopes`` (``type:name:actions``)."""
-        access = []
+        access: list[dict[str, object]] = []
         for scope in scopes:
             parts = scope.split(":")
             if len(parts) < 3:

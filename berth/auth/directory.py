@@ -114,7 +114,7 @@ class Directory:
         # A new Server per connection: ldap3 remembers an address that failed as
         # unavailable for a while, which would keep Berth locked out after the
         # directory came back.
-        server = Server(self.url, tls=self._tls, connect_timeout=self.timeout, get_info=None)
+        server = Server(self.url, tls=self._tls, connect_timeout=self.timeout, get_info="NO_INFO")
         return Connection(
             server,
             user=user,

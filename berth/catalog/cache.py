@@ -12,7 +12,7 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from typing import Any
 
 from berth.db import Database
@@ -115,14 +115,14 @@ class FactCache:
 
 
 class Memo:
-    """A bounded, thread-safe LRU of parsed immutable objects (by digest)."""
+    """A bounded, thread-safe LRU of parsed immutable objects (by digest, or any hashable key)."""
 
     def __init__(self, max_entries: int = 50_000):
-        self._items: OrderedDict[str, Any] = OrderedDict()
+        self._items: OrderedDict[Hashable, Any] = OrderedDict()
         self._max = max_entries
         self._lock = threading.Lock()
 
-    def get(self, key: str) -> Any | None:
+    def get(self, key: Hashable) -> Any | None:
         """The remembered object, if any."""
         with self._lock:
             value = self._items.get(key)
@@ -130,7 +130,7 @@ class Memo:
                 self._items.move_to_end(key)
             return value
 
-    def put(self, key: str, value: Any) -> None:
+    def put(self, key: Hashable, value: Any) -> None:
         """Remember ``value``; the least recently used entry goes when full."""
         with self._lock:
             self._items[key] = value

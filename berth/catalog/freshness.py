@@ -60,7 +60,7 @@ class FreshFacts:
         with self._lock:
             flight = self._flights.get(key)
             leader = flight is None
-            if leader:
+            if flight is None:
                 flight = self._flights[key] = _Flight()
         if not leader and stale is not None:
             # Someone is already reloading it: answer now with what we had a moment ago

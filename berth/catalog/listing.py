@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Generic, TypeVar
 
 from berth.catalog.service import ImageGroup
@@ -69,11 +70,15 @@ def filter_groups(groups: Sequence[ImageGroup], query: str) -> list[ImageGroup]:
 def sort_groups(groups: Sequence[ImageGroup], key: str = "name", descending: bool = False) -> list[ImageGroup]:
     """Sorted by first tag name, or by created date (images without a date last either way)."""
     if key == "created":
-        dated = [g for g in groups if g.image and g.image.created]
-        undated = [g for g in groups if not (g.image and g.image.created)]
-        dated.sort(key=lambda g: (g.image.created, g.tags[0]), reverse=descending)
+        dated = [g for g in groups if _created(g)]
+        undated = [g for g in groups if not _created(g)]
+        dated.sort(key=lambda g: (_created(g), g.tags[0]), reverse=descending)
         return dated + sorted(undated, key=lambda g: g.tags[0])
     return sorted(groups, key=lambda g: _natural(g.tags[0]), reverse=descending)
+
+
+def _created(group: ImageGroup) -> datetime | None:
+    return group.image.created if group.image else None
 
 
 def _natural(text: str) -> tuple:

@@ -280,6 +280,7 @@ class CatalogService:
 
     def _parse_stored(self, digest: str, stored: bytes, errors: dict[str, str]):
         """A document from the SQLite cache: b"C"+config or b"M"+media type+newline+manifest."""
+        doc: ImageConfig | ImageManifest | ImageIndex
         try:
             if stored[:1] == b"C":
                 doc = parse_config(stored[1:])

@@ -130,8 +130,8 @@ class _Run(DeployRun):
             self.changes.append("secrets")
             ctx.log(f"Created the secrets {cert_name} (certificate) and {key_name} (key, mode 0400).")
         else:
-            cert_id = sd.find_object(client, "secret", cert_name)["ID"]
-            key_id = sd.find_object(client, "secret", key_name)["ID"]
+            cert_id = sd.object_id(client, "secret", cert_name)
+            key_id = sd.object_id(client, "secret", key_name)
             ctx.log(f"Kept the secrets {cert_name} and {key_name}.")
         service = find_service(client, s.swarm_service)
         current = sd.references(service["Spec"], "secret") if service else {}

@@ -142,6 +142,7 @@ class JobStore:
                     (kind.name, requested_by, address, json.dumps(options), now),
                 )
                 job_id = cursor.lastrowid
+                assert job_id is not None  # set by the INSERT just above
                 conn.executemany(
                     "INSERT INTO job_steps (job_id, position, name, status) VALUES (?, ?, ?, 'pending')",
                     [(job_id, i, step.name) for i, step in enumerate(steps)],
@@ -282,7 +283,7 @@ def _job(row, steps) -> JobRecord:
         requested_by=row["requested_by"],
         address=row["address"],
         options=json.loads(row["options"] or "{}"),
-        created_at=_ts(row["created_at"]),
+        created_at=datetime.fromtimestamp(row["created_at"], UTC),  # NOT NULL
         started_at=_ts(row["started_at"]),
         finished_at=_ts(row["finished_at"]),
         error=row["error"],

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 PR_SET_PDEATHSIG = 1
 
+_PRCTL: Callable[..., int] | None
 try:  # resolved here, in the parent: dlopen in a forked child of a threaded process can deadlock
     _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
 except (OSError, AttributeError):
@@ -144,7 +145,9 @@ def _collect(fd: int, until: float) -> tuple[list[dict], bool, str | None]:
     """Read JSON lines from ``fd`` until end of file (finished) or ``until`` (not finished)."""
     poller = select.poll()
     poller.register(fd, select.POLLIN)
-    buffer, messages, failure = bytearray(), [], None
+    buffer = bytearray()
+    messages: list[dict] = []
+    failure: str | None = None
     while True:
         remaining = until - time.monotonic()
         if remaining <= 0:

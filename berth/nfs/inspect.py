@@ -110,7 +110,8 @@ def _walk(root: str, until: float, limit: int) -> dict:
     base = os.path.join(root, REPOSITORIES)
     if not os.path.isdir(base):
         return {"stage": "walk", "repositories": [], "truncated": False, "missing": True}
-    names, pending, truncated = [], [("", base)], False
+    names: list[str] = []
+    pending, truncated = [("", base)], False
     try:
         while pending:
             if len(names) >= limit or time.monotonic() > until:

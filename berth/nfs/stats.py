@@ -160,7 +160,7 @@ def _block_line(block: dict, line: str) -> None:
     if block["per_op"]:
         numbers = _numbers(rest)
         if key and len(numbers) >= 8:
-            block["ops"][key] = OpStats(*numbers[:8], errors=numbers[8] if len(numbers) > 8 else None)
+            block["ops"][key] = OpStats(*numbers[:9])  # the ninth counter, errors, only on newer kernels
     elif key == "opts":
         block["options"] = parse_options(rest)
     elif key == "age":

@@ -21,6 +21,8 @@ def served_certificate_names(base_url: str) -> tuple[str, str] | None:
     from cryptography import x509
 
     parts = urlsplit(base_url)
+    if not parts.hostname:
+        return None
     try:
         pem = ssl.get_server_certificate((parts.hostname, parts.port or 443), timeout=3)
         cert = x509.load_pem_x509_certificate(pem.encode())
@@ -58,7 +60,7 @@ def read_bounded(response: requests.Response, limit: int, name: str) -> None:
             )
         chunks.append(chunk)
     response._content = b"".join(chunks)
-    response._content_consumed = True
+    response._content_consumed = True  # type: ignore[attr-defined]  # requests' private flag, not in its stubs
 
 
 def json_object(response: requests.Response, name: str) -> dict:

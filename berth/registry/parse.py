@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeGuard
 
 from berth.errors import BadUpstreamResponse
 from berth.registry.model import (
@@ -88,7 +88,7 @@ def _load_object(data: bytes, what: str) -> dict[str, Any]:
     return doc
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 

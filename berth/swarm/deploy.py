@@ -17,6 +17,7 @@ import copy
 import docker
 
 from berth.config import Settings
+from berth.errors import NotFound
 from berth.registry.config import DRAIN_SECONDS, registry_port
 from berth.swarm.converge import (  # noqa: F401  (part of this module's interface)
     MONITOR_SECONDS,
@@ -42,6 +43,14 @@ def find_object(client: docker.DockerClient, kind: str, name: str) -> dict | Non
     """The secret (``kind="secret"``) or config named exactly ``name``, or None."""
     listing = client.api.secrets if kind == "secret" else client.api.configs
     return next((o for o in listing(filters={"name": name}) if o["Spec"]["Name"] == name), None)
+
+
+def object_id(client: docker.DockerClient, kind: str, name: str) -> str:
+    """The id of the existing secret or config ``name``; NotFound if it is not there."""
+    found = find_object(client, kind, name)
+    if found is None:
+        raise NotFound(f"There is no {kind} {name} in Swarm.")
+    return found["ID"]
 
 
 def ensure_object(client: docker.DockerClient, kind: str, name: str, data: bytes, role: str) -> tuple[str, bool]:

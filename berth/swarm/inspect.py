@@ -59,7 +59,8 @@ def docker_client(docker_host: str | None, timeout: float = 5.0) -> docker.Docke
     environment = dict(os.environ)
     if docker_host:
         environment["DOCKER_HOST"] = docker_host
-    return docker.DockerClient.from_env(timeout=timeout, environment=environment)
+    # docker-py passes the timeout to requests, which takes any number of seconds; its stubs say int.
+    return docker.DockerClient.from_env(timeout=timeout, environment=environment)  # type: ignore[arg-type]
 
 
 def describe_host(docker_host: str | None) -> str:
@@ -152,7 +153,7 @@ def _tasks(client: docker.DockerClient, service_id: str, hostnames: dict[str, st
 def _last_log_lines(client: docker.DockerClient, service_id: str, lines: int = 3) -> str:
     """The telling last lines of the service's log (errors, panics first), '' when none are kept."""
     try:
-        chunks = client.api.service_logs(service_id, stdout=True, stderr=True, tail=60, follow=False)
+        chunks = client.api.service_logs(service_id, stdout=True, stderr=True, tail="60", follow=False)
         text = b"".join(chunks).decode(errors="replace")
     except (docker.errors.DockerException, requests.RequestException, OSError):
         return ""

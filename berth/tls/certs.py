@@ -206,4 +206,6 @@ def _peer_certificate(host: str, port: int, context: ssl.SSLContext, timeout: fl
         context.wrap_socket(raw, server_hostname=host) as tls,
     ):
         der = tls.getpeercert(binary_form=True)
+    if der is None:  # only without a handshake, which wrap_socket has done
+        raise ssl.SSLError(f"{host}:{port} presented no certificate")
     return describe(x509.load_der_x509_certificate(der))

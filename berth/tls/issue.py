@@ -17,6 +17,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from berth.errors import Conflict, NotFound
@@ -69,8 +70,8 @@ def create_ca(ca_dir: Path, common_name: str = "Berth registry CA", days: int = 
     return cert
 
 
-def load_ca(ca_dir: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    """The CA certificate and key from ``ca_dir``; NotFound if there is none."""
+def load_ca(ca_dir: Path) -> tuple[x509.Certificate, PrivateKeyTypes]:
+    """The CA certificate and key from ``ca_dir`` (EC if Berth made it); NotFound if there is none."""
     cert_path, key_path = ca_paths(ca_dir)
     if not (cert_path.is_file() and key_path.is_file()):
         raise NotFound(f"No CA in {ca_dir} (ca.crt and ca.key); the setup job creates one.")
