@@ -112,8 +112,8 @@ class Rule:
 
     def allowed(self) -> frozenset[str]:
         """The actions this rule grants, ``*`` expanded."""
-        if "*" in self.actions:
-            return ALL_REPOSITORY_ACTIONS | {"*"} if self.type == REPOSITORY else frozenset({"*"})
+        if self.type == REPOSITORY and ("*" in self.actions or self.actions >= ALL_REPOSITORY_ACTIONS):
+            return ALL_REPOSITORY_ACTIONS | {"*"}  # clients ask "*" to delete (skopeo); it means all three
         return self.actions
 
 

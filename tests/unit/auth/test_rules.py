@@ -104,3 +104,11 @@ def test_bad_file_names_the_rule_in_one_line(tmp_path, text, named):
         load_rules(path)
     message = str(caught.value)
     assert message.startswith("BERTH_ACCESS_RULES: ") and named in message and "\n" not in message
+
+
+def test_star_is_granted_only_with_all_three_actions(tmp_path):
+    path = tmp_path / "rules.yml"
+    path.write_text("- {match: {account: alice}, actions: [pull, push, delete]}\n- {actions: [pull, push]}\n")
+    rules = load_rules(path)
+    assert granted(rules, ALICE, "repository:x:*") == {"*"}
+    assert granted(rules, DAVE, "repository:x:*") == set()
