@@ -8,7 +8,9 @@ itself from the tokens Berth signed.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import shutil
 import ssl
@@ -74,13 +76,20 @@ class World:
         )
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+@contextlib.contextmanager
+def running_world(tmp_path_factory: pytest.TempPathFactory, label: str, swarm: bool = False) -> Iterator[World]:
+    """A devstack of its own, a token-auth registry and a Berth serving its realm."""
     if not shutil.which("skopeo"):
         need("skopeo is not installed")
-    with running_devstack(tmp_path_factory, "devstack-token-server") as (state_dir, environment):
-        work = tmp_path_factory.mktemp("token-server")
+    with running_devstack(tmp_path_factory, label, swarm=swarm) as (state_dir, environment):
+        work = tmp_path_factory.mktemp(label + "-work")
         yield from _world(Path(state_dir), environment, work)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    with running_world(tmp_path_factory, "devstack-token-server") as shared:
+        yield shared
 
 
 def _world(state_dir: Path, environment: dict[str, str], work: Path) -> Iterator[World]:
@@ -100,7 +109,7 @@ def _world(state_dir: Path, environment: dict[str, str], work: Path) -> Iterator
         f"    rootcertbundle: {json.dumps(str(bundle))}\n"
     )
     registry_url = devauth.start_registry(state_dir, "berth-token-registry", auth_yaml)
-    env = {k: v for k, v in environment.items() if k.startswith("BERTH_")}
+    env = {k: v for k, v in environment.items() if k.startswith(("BERTH_", "DOCKER_"))}
     env.update(
         BERTH_DATA_DIR=str(data_dir),
         BERTH_BACKGROUND="false",
@@ -289,3 +298,49 @@ def test_hostile_token_requests_grant_nothing(world: World, params, auth_header)
 def test_ten_kilobyte_password_is_refused(world: World) -> None:
     response = world.token(["repository:dave/demo:pull"], ("dave", "p" * 10240))
     assert response.status_code == 401 and response.json()["error"]
+
+
+def test_repeated_failures_are_throttled_with_retry_after(world: World) -> None:
+    statuses = [world.token([], ("mallory", f"guess-{i}")).status_code for i in range(5)]
+    assert statuses == [401] * 5
+    throttled = world.token([], ("mallory", "guess-5"))
+    assert throttled.status_code == 429 and int(throttled.headers["Retry-After"]) > 0
+
+
+# --- the Docker engine (only when no other engine runs: two Swarm engines collide) ----------
+
+
+@pytest.mark.swarm
+def test_docker_login_and_push(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
+    with running_world(tmp_path_factory, "devstack-token-docker", swarm=True) as docker_world:
+        certs_d = Path("/etc/docker/certs.d") / docker_world.host
+        certs_d.mkdir(parents=True, exist_ok=True)
+        shutil.copy(docker_world.ca, certs_d / "ca.crt")
+        try:
+            _docker_proof(docker_world, tmp_path)
+        finally:
+            shutil.rmtree(certs_d, ignore_errors=True)
+
+
+def _docker_proof(world: World, tmp_path: Path) -> None:
+    env = {**os.environ, "DOCKER_CONFIG": str(tmp_path / "docker-config")}
+    env["DOCKER_HOST"] = world.app.extensions["berth"].settings.docker_host or env.get("DOCKER_HOST", "")
+
+    def docker(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["docker", *args], input=stdin, capture_output=True, text=True, timeout=120, env=env, check=False
+        )
+
+    archive = tmp_path / "demo.tar"
+    image = f"{world.host}/dave/engine:1"
+    copied = world.skopeo("copy", f"oci:{world.source}:demo", f"docker-archive:{archive}:{image}")
+    assert copied.returncode == 0, copied.stderr
+    assert docker("load", "-i", str(archive)).returncode == 0
+    assert docker("login", "-u", "dave", "--password-stdin", world.host, stdin="wrong").returncode != 0
+    logged_in = docker("login", "-u", "dave", "--password-stdin", world.host, stdin="dave-pw")
+    assert logged_in.returncode == 0, logged_in.stderr
+    pushed = docker("push", image)
+    assert pushed.returncode == 0, pushed.stderr + pushed.stdout
+    assert docker("tag", image, f"{world.host}/library/engine:1").returncode == 0
+    refused = docker("push", f"{world.host}/library/engine:1")
+    assert refused.returncode != 0 and "denied" in (refused.stderr + refused.stdout).lower()
