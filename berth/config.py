@@ -73,6 +73,9 @@ class Settings:
     registry_config: Path | None = None
     metrics_public: bool = False
     public_url: str | None = None
+    access_rules: Path | None = None
+    anonymous_pull: bool = False
+    registry_service: str | None = None
 
     def __post_init__(self) -> None:
         if self.ca_dir is _CA_IN_DATA_DIR:
@@ -80,6 +83,8 @@ class Settings:
         if not self.registry_hostnames:
             host = urlsplit(self.registry_url).hostname or "localhost"
             object.__setattr__(self, "registry_hostnames", (host,))
+        if not self.registry_service:
+            object.__setattr__(self, "registry_service", self.registry_host)
 
     @property
     def registry_host(self) -> str:
@@ -172,6 +177,9 @@ class Settings:
             public_url=env.url("BERTH_PUBLIC_URL", None, ("https", "http")).rstrip("/")
             if env.get("BERTH_PUBLIC_URL")
             else None,
+            access_rules=env.path("BERTH_ACCESS_RULES"),
+            anonymous_pull=env.flag("BERTH_ANONYMOUS_PULL", False),
+            registry_service=env.get("BERTH_REGISTRY_SERVICE") or None,
             background=env.flag("BERTH_BACKGROUND", True),
             job_stale_seconds=env.number("BERTH_JOB_STALE_SECONDS", 15.0, float),
         )

@@ -5,10 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from berth.audit import AuditLog
+from berth.auth.access_tokens import AccessTokens
 from berth.auth.directory import Directory
 from berth.auth.login import BasicAuthCache, LoginService
+from berth.auth.rules import AccessRules, load_rules
 from berth.auth.sessions import SessionStore
 from berth.auth.throttle import LoginThrottle
+from berth.auth.token_server import TokenServer, self_token_provider
+from berth.auth.tokens import SigningKeys, TokenIssuer, signing_dir
 from berth.catalog.service import CatalogService
 from berth.config import Settings
 from berth.db import Database
@@ -37,6 +41,9 @@ class Services:
     health: HealthMonitor
     jobs: JobStore
     runner: JobRunner
+    access_rules: AccessRules
+    access_tokens: AccessTokens
+    token_server: TokenServer
 
 
 def build_services(settings: Settings) -> Services:
@@ -59,6 +66,12 @@ def build_services(settings: Settings) -> Services:
     throttle = LoginThrottle(
         db, settings.login_max_failures, settings.login_address_max_failures, settings.login_window
     )
+    login = LoginService(directory, throttle, audit)
+    basic_auth_cache = BasicAuthCache(settings.secret_key)
+    access_rules = load_rules(settings.access_rules, settings.anonymous_pull)
+    issuer = TokenIssuer(SigningKeys(signing_dir(settings.data_dir)).load(), settings.registry_service or "")
+    realm = f"{settings.public_url}/auth/token" if settings.public_url else None
+    access_tokens = AccessTokens(db, audit)
     registry = RegistryClient(
         settings.registry_url,
         ca_bundle=settings.registry_ca,
@@ -67,6 +80,7 @@ def build_services(settings: Settings) -> Services:
         timeout=settings.registry_timeout,
         pool_size=settings.fetch_workers + 4,
         observer=observe_registry_request,
+        token_provider=self_token_provider(issuer, realm),
     )
     catalog = CatalogService(registry, db, settings.cache_ttl, settings.fetch_workers)
     health = HealthMonitor(
@@ -82,12 +96,15 @@ def build_services(settings: Settings) -> Services:
         db=db,
         audit=audit,
         directory=directory,
-        login=LoginService(directory, throttle, audit),
+        login=login,
         sessions=SessionStore(db, settings.session_lifetime),
-        basic_auth_cache=BasicAuthCache(settings.secret_key),
+        basic_auth_cache=basic_auth_cache,
         registry=registry,
         catalog=catalog,
         health=health,
         jobs=jobs,
         runner=JobRunner(jobs, lambda: job_definitions(settings), background=settings.background),
+        access_rules=access_rules,
+        access_tokens=access_tokens,
+        token_server=TokenServer(issuer, access_rules, login, basic_auth_cache, directory, access_tokens, audit),
     )

@@ -32,7 +32,7 @@ class BerthSessionInterface(SecureCookieSessionInterface):
         return bool(app.config["SESSION_COOKIE_SECURE"] or request.is_secure)
 
     def save_session(self, app, session, response) -> None:
-        if request.path.startswith("/api/") or request.path in ("/healthz", "/metrics"):
+        if request.path.startswith("/api/") or request.path in ("/healthz", "/metrics", "/auth/token"):
             return
         super().save_session(app, session, response)
 

@@ -176,6 +176,14 @@ def _start(state_dir: Path, name: str, auth_yaml: str) -> str:
     raise AssertionError("unreachable")
 
 
+def start_registry(state_dir: Path | str, name: str, auth_yaml: str) -> str:
+    """Start registry ``name`` with ``auth_yaml`` (an ``auth:`` section) appended to its config; return its URL.
+
+    For a registry whose token server is not :class:`TokenServer` (e.g. Berth itself).
+    """
+    return _start(Path(state_dir), name, auth_yaml)
+
+
 def stop(state_dir: Path | str, name: str) -> None:
     """Stop registry ``name`` started under ``state_dir`` (by its recorded pid)."""
     procs.stop(Path(state_dir).resolve(), name)

@@ -39,6 +39,7 @@ class DirectoryUser:
     dn: str
     display_name: str
     role: Role
+    groups: frozenset[str] = frozenset()  # normalised DNs, for the registry's access rules
 
 
 class UserGone(InvalidCredentials):
@@ -208,7 +209,7 @@ class Directory:
         role = Role.ADMIN if self._admin_group in groups else Role.OPS if self._ops_group in groups else Role.DEVELOPER
         uid = _first(attributes.get("uid")) or dn
         display = _first(attributes.get("displayName")) or _first(attributes.get("cn")) or uid
-        return DirectoryUser(username=uid, dn=dn, display_name=display, role=role)
+        return DirectoryUser(username=uid, dn=dn, display_name=display, role=role, groups=frozenset(groups))
 
 
 def _first(value: object) -> str | None:

@@ -64,6 +64,11 @@ class TokenCache:
             return hit[0]
         return None
 
+    def put(self, scope: str | None, token: str, lifetime: float) -> None:
+        """Remember a token minted without a request (Berth's own, see RegistryClient)."""
+        with self._lock:
+            self._tokens[scope or ""] = (token, time.monotonic() + max(1.0, lifetime - EXPIRY_MARGIN))
+
     def forget(self, scope: str | None) -> None:
         """Drop the token for ``scope`` (the registry refused it)."""
         with self._lock:

@@ -43,6 +43,9 @@ MAX_LIST_BYTES = 16 * 1024 * 1024  # one page of _catalog or tags/list
 MAX_PAGES = 100_000
 MAX_REDIRECTS = 3
 
+#: Mints ``(token, lifetime_seconds)`` for a challenge and scope, or None when it cannot.
+TokenProvider = Callable[[Challenge, str | None], tuple[str, float] | None]
+
 
 @dataclass(frozen=True)
 class Ping:
@@ -84,6 +87,7 @@ class RegistryClient:
         connect_timeout: float = 3.05,
         pool_size: int = 20,
         observer: Callable[[str, str, float], None] | None = None,
+        token_provider: TokenProvider | None = None,
     ):
         self.base_url = base_url.rstrip("/")
         self.name = urlsplit(self.base_url).netloc
@@ -96,6 +100,7 @@ class RegistryClient:
         self._lock = threading.Lock()
         self.requests_made = 0
         self._observer = observer
+        self._token_provider = token_provider if not username else None
         self.session = requests.Session()
         self.session.trust_env = False
         self.session.verify = str(ca_bundle) if ca_bundle else True
@@ -265,7 +270,7 @@ class RegistryClient:
         if challenge.scheme == "basic" and self._credentials:
             return {**headers, "Authorization": basic_authorization(*self._credentials)}
         if challenge.scheme == "bearer":
-            token = self._tokens.get(scope or "")
+            token = self._tokens.get(scope or "") or self._own_token(challenge, scope)
             if token is None:
                 token = self._tokens.fetch(
                     self.session,
@@ -277,6 +282,15 @@ class RegistryClient:
                 )
             return {**headers, "Authorization": f"Bearer {token}"}
         return headers
+
+    def _own_token(self, challenge: Challenge, scope: str | None) -> str | None:
+        """A token minted in-process when the registry's realm is Berth's own token server."""
+        minted = self._token_provider(challenge, scope) if self._token_provider else None
+        if minted is None:
+            return None
+        token, lifetime = minted
+        self._tokens.put(scope, token, lifetime)
+        return token
 
     def _send(self, method: str, path: str, headers: dict, limit: int) -> requests.Response:
         """One HTTP exchange, timed for the observer."""

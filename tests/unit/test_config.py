@@ -119,3 +119,31 @@ def test_start_without_setting_prints_one_line(repo_root):
     )
     assert result.returncode == 2
     assert result.stderr.strip() == "berth: cannot start: BERTH_LDAP_URL: is required"
+
+
+def test_token_server_settings(tmp_path):
+    """BERTH_ACCESS_RULES must be a file; the service defaults to the registry's HOST:PORT."""
+    base = {
+        "BERTH_SECRET_KEY": "x" * 32,
+        "BERTH_LDAP_URL": "ldap://127.0.0.1:389",
+        "BERTH_LDAP_USER_BASE": "ou=people,dc=x",
+        "BERTH_LDAP_GROUP_BASE": "ou=groups,dc=x",
+        "BERTH_LDAP_ADMIN_GROUP": "cn=a,ou=groups,dc=x",
+        "BERTH_LDAP_OPS_GROUP": "cn=o,ou=groups,dc=x",
+        "BERTH_REGISTRY_URL": "https://registry.example:5000",
+        "BERTH_DATA_DIR": str(tmp_path),
+    }
+    settings = Settings.from_env(base)
+    assert (settings.registry_service, settings.anonymous_pull, settings.access_rules) == (
+        "registry.example:5000",
+        False,
+        None,
+    )
+    rules = tmp_path / "rules.yml"
+    rules.write_text("- {actions: [pull]}\n")
+    settings = Settings.from_env(
+        {**base, "BERTH_ACCESS_RULES": str(rules), "BERTH_ANONYMOUS_PULL": "true", "BERTH_REGISTRY_SERVICE": "reg"}
+    )
+    assert (settings.registry_service, settings.anonymous_pull, settings.access_rules) == ("reg", True, rules)
+    with pytest.raises(SettingError, match="BERTH_ACCESS_RULES"):
+        Settings.from_env({**base, "BERTH_ACCESS_RULES": str(tmp_path / "missing.yml")})
