@@ -11,7 +11,6 @@ import sys
 
 from flask import Flask
 from htmx_flask import Htmx
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from berth.config import Settings
 from berth.errors import SettingError
@@ -44,7 +43,9 @@ def configure(app: Flask, settings: Settings) -> None:
     )
     app.json.sort_keys = False
     if settings.trusted_proxies:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)
+        from blueprints.security import TrustedProxies
+
+        app.wsgi_app = TrustedProxies(app.wsgi_app, settings.trusted_proxies)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 

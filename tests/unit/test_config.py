@@ -13,6 +13,7 @@ from berth.errors import SettingError
 BASE = {
     "BERTH_SECRET_KEY": "0123456789abcdef0123",
     "BERTH_LDAP_URL": "ldap://127.0.0.1:389",
+    "BERTH_LDAP_START_TLS": "true",
     "BERTH_LDAP_USER_BASE": "ou=people,dc=pure,dc=lab,dc=com",
     "BERTH_LDAP_GROUP_BASE": "ou=groups,dc=pure,dc=lab,dc=com",
     "BERTH_LDAP_ADMIN_GROUP": "cn=registry-admins,ou=groups,dc=pure,dc=lab,dc=com",
