@@ -12,7 +12,6 @@ import sys
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 from htmx_flask import Htmx
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from berth.config import Settings
 from berth.errors import SettingError
@@ -46,10 +45,10 @@ def configure(app: Flask, settings: Settings) -> None:
     if isinstance(app.json, DefaultJSONProvider):  # Flask's own provider, the only one Berth uses
         app.json.sort_keys = False
     if settings.trusted_proxies:
+        from blueprints.security import TrustedProxies
+
         # Wrapping wsgi_app is how Flask documents adding WSGI middleware; mypy sees a method.
-        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
-            app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies
-        )
+        app.wsgi_app = TrustedProxies(app.wsgi_app, settings.trusted_proxies)  # type: ignore[method-assign]
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 

@@ -8,6 +8,7 @@ one line on stderr instead of a traceback.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import secrets
 from collections.abc import Mapping
@@ -56,15 +57,20 @@ class Settings:
     ca_dir: Path = _CA_IN_DATA_DIR
     debug: bool = False
     secure_cookies: bool = False
-    trusted_proxies: int = 0
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     cache_ttl: float = 30.0
     fetch_workers: int = 16
     registry_timeout: float = 10.0
     session_lifetime: int = 12 * 3600
     session_recheck: int = 300
-    login_max_failures: int = 5
+    login_max_failures: int = 3
     login_address_max_failures: int = 20
     login_window: int = 900
+    login_delay: float = 2.0
+    login_max_delay: float = 300.0
+    ldap_allow_plaintext: bool = False
+    ldap_developer_group: str | None = None
+    registry_token_realms: tuple[str, ...] = ()
     health_interval: float = 10.0
     background: bool = True
     job_stale_seconds: float = 15.0
@@ -126,6 +132,14 @@ class Settings:
         registry_url = env.url("BERTH_REGISTRY_URL", "https://127.0.0.1:5000", ("https", "http"))
         ca_dir = Path(env.get("BERTH_CA_DIR") or data_dir / "ca").absolute()
         ldap_url = env.url("BERTH_LDAP_URL", None, ("ldap", "ldaps"))
+        ldap_start_tls = env.flag("BERTH_LDAP_START_TLS", False)
+        ldap_allow_plaintext = env.flag("BERTH_LDAP_ALLOW_PLAINTEXT", False)
+        if ldap_url.startswith("ldap://") and not ldap_start_tls and not ldap_allow_plaintext:
+            raise SettingError(
+                "BERTH_LDAP_URL",
+                "is ldap:// without StartTLS, so passwords would cross the network in clear: set"
+                " BERTH_LDAP_START_TLS=true, use ldaps://, or accept it with BERTH_LDAP_ALLOW_PLAINTEXT=true",
+            )
         user_filter = env.get("BERTH_LDAP_USER_FILTER") or "(uid={username})"
         if "{username}" not in user_filter or not user_filter.startswith("("):
             raise SettingError("BERTH_LDAP_USER_FILTER", "must be an LDAP filter containing {username}")
@@ -137,9 +151,12 @@ class Settings:
             registry_url=registry_url.rstrip("/"),
             registry_ca=env.path("BERTH_REGISTRY_CA") or _default_registry_ca(ca_dir, registry_url),
             registry_username=env.get("BERTH_REGISTRY_USERNAME") or None,
+            registry_token_realms=env.urls("BERTH_REGISTRY_TOKEN_REALMS", ("https", "http")),
             registry_password=env.secret("BERTH_REGISTRY_PASSWORD"),
             ldap_url=ldap_url,
-            ldap_start_tls=env.flag("BERTH_LDAP_START_TLS", False),
+            ldap_start_tls=ldap_start_tls,
+            ldap_allow_plaintext=ldap_allow_plaintext,
+            ldap_developer_group=env.get("BERTH_LDAP_DEVELOPER_GROUP") or None,
             ldap_ca=env.path("BERTH_LDAP_CA"),
             ldap_bind_dn=env.get("BERTH_LDAP_BIND_DN") or None,
             ldap_bind_password=env.secret("BERTH_LDAP_BIND_PASSWORD"),
@@ -160,13 +177,15 @@ class Settings:
             cert_days=env.number("BERTH_CERT_DAYS", 90, int),
             ca_dir=ca_dir,
             secure_cookies=env.flag("BERTH_SECURE_COOKIES", False),
-            trusted_proxies=env.count("BERTH_TRUSTED_PROXIES", 0),
+            trusted_proxies=env.networks("BERTH_TRUSTED_PROXIES"),
             cache_ttl=env.number("BERTH_CACHE_TTL", 30.0, float),
             fetch_workers=env.number("BERTH_FETCH_WORKERS", 16, int),
             registry_timeout=env.number("BERTH_REGISTRY_TIMEOUT", 10.0, float),
             session_lifetime=env.number("BERTH_SESSION_LIFETIME", 12 * 3600, int),
             session_recheck=env.number("BERTH_SESSION_RECHECK", 300, int),
-            login_max_failures=env.number("BERTH_LOGIN_MAX_FAILURES", 5, int),
+            login_max_failures=env.number("BERTH_LOGIN_MAX_FAILURES", 3, int),
+            login_delay=env.number("BERTH_LOGIN_DELAY", 2.0, float),
+            login_max_delay=env.number("BERTH_LOGIN_MAX_DELAY", 300.0, float),
             login_address_max_failures=env.number("BERTH_LOGIN_ADDRESS_MAX_FAILURES", 20, int),
             login_window=env.number("BERTH_LOGIN_WINDOW", 900, int),
             health_interval=env.number("BERTH_HEALTH_INTERVAL", 10.0, float),
@@ -242,13 +261,23 @@ class _Env:
             raise SettingError(name, "must be positive")
         return number
 
-    def count(self, name: str, default: int) -> int:
+    def networks(self, name: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """Comma-separated CIDRs (a bare address is its own /32 or /128)."""
         value = self.get(name)
         if not value:
-            return default
-        if not value.isdigit():
-            raise SettingError(name, f"must be a whole number, not {value!r}")
-        return int(value)
+            return ()
+        found = []
+        for item in value.split(","):
+            try:
+                found.append(ipaddress.ip_network(item.strip(), strict=True))
+            except ValueError:
+                raise SettingError(name, f"must be comma-separated networks like 10.0.0.0/8, not {item!r}") from None
+        return tuple(found)
+
+    def urls(self, name: str, schemes: tuple[str, ...]) -> tuple[str, ...]:
+        """Comma-separated URLs, each checked like :meth:`url`."""
+        items = [item.strip() for item in (self.get(name) or "").split(",") if item.strip()]
+        return tuple(self.url(name, None, schemes, value=item).rstrip("/") for item in items)
 
     def path(self, name: str) -> Path | None:
         value = self.get(name)
@@ -259,11 +288,14 @@ class _Env:
             raise SettingError(name, f"{value} is not a readable file")
         return path
 
-    def url(self, name: str, default: str | None, schemes: tuple[str, ...]) -> str:
-        value = self.get(name) or default
+    def url(self, name: str, default: str | None, schemes: tuple[str, ...], value: str | None = None) -> str:
+        value = value or self.get(name) or default
         if not value:
             raise SettingError(name, "is required")
         parts = urlsplit(value)
+        if "@" in parts.netloc:
+            # the value is not repeated: it holds a password
+            raise SettingError(name, "must not hold credentials (user:password@); use the matching secret setting")
         if parts.scheme not in schemes or not parts.hostname:
             raise SettingError(name, f"must be a {' or '.join(s + '://' for s in schemes)} URL, not {value!r}")
         try:

@@ -6,6 +6,8 @@ workers never share one; WAL mode lets readers run while a writer commits.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -43,7 +45,8 @@ class Database:
     def __init__(self, path: Path, timeout: float = 10.0):
         self.path = Path(path)
         self.timeout = timeout
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _make_private(self.path)
         self.add_schema(SCHEMA)
 
     @contextmanager
@@ -88,3 +91,16 @@ class Database:
             finally:
                 conn.close()
             time.sleep(0.05)
+
+
+def _make_private(path: Path) -> None:
+    """Create the database file owner-only (0600) before SQLite does.
+
+    SQLite gives the ``-wal`` and ``-shm`` files the mode of the database file, so they are
+    private too. Files left wider by an older Berth are narrowed.
+    """
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            if name.stat().st_mode & 0o077:
+                name.chmod(0o600)

@@ -52,6 +52,13 @@ class InvalidCredentials(BerthError):
         super().__init__(message)
 
 
+class NotPermitted(InvalidCredentials):
+    """The password was right, but the account is not in a group allowed to use Berth."""
+
+    def __init__(self, message: str = "Your directory account is not allowed to use Berth; ask an admin."):
+        super().__init__(message)
+
+
 class DirectoryUnavailable(UpstreamUnavailable):
     """The directory is down or refuses Berth's service account."""
 

@@ -62,9 +62,15 @@ def build_services(settings: Settings) -> Services:
         start_tls=settings.ldap_start_tls,
         ca_file=settings.ldap_ca,
         timeout=settings.ldap_timeout,
+        developer_group=settings.ldap_developer_group,
     )
     throttle = LoginThrottle(
-        db, settings.login_max_failures, settings.login_address_max_failures, settings.login_window
+        db,
+        settings.login_max_failures,
+        settings.login_address_max_failures,
+        settings.login_window,
+        delay=settings.login_delay,
+        max_delay=settings.login_max_delay,
     )
     login = LoginService(directory, throttle, audit)
     basic_auth_cache = BasicAuthCache(settings.secret_key)
@@ -81,6 +87,7 @@ def build_services(settings: Settings) -> Services:
         pool_size=settings.fetch_workers + 4,
         observer=observe_registry_request,
         token_provider=self_token_provider(issuer, realm),
+        token_realms=settings.registry_token_realms + ((settings.public_url,) if settings.public_url else ()),
     )
     catalog = CatalogService(registry, db, settings.cache_ttl, settings.fetch_workers)
     health = HealthMonitor(

@@ -59,7 +59,7 @@ def public(view: Callable) -> Callable:
 
 
 def client_address() -> str:
-    """The client's address (ProxyFix, when configured, has already applied X-Forwarded-For)."""
+    """The client's address (TrustedProxies, when configured, has already applied X-Forwarded-For)."""
     return request.remote_addr or "unknown"
 
 

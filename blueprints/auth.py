@@ -42,6 +42,8 @@ def login():
     except (InvalidCredentials, LoginThrottled, DirectoryUnavailable) as exc:
         page = render_template("login.html", next=next_url, username=username, error=exc.message)
         return page, status_for(exc)
+    if current_user.is_authenticated and current_user.session_id:
+        services().sessions.end(current_user.session_id)  # logging in again ends the session before
     session.clear()  # a fresh session id: nothing from before the login carries over
     record = services().sessions.create(user.username, user.dn, user.display_name, user.role, client_address())
     login_user(WebUser(record.username, record.display_name, record.role, record.id))

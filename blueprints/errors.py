@@ -20,6 +20,7 @@ from berth.errors import (
     InvalidCredentials,
     LoginThrottled,
     NotFound,
+    NotPermitted,
     Unauthorized,
     UpstreamUnavailable,
 )
@@ -51,6 +52,8 @@ def status_for(error: BerthError) -> int:
         return 409
     if isinstance(error, LoginThrottled):
         return 429
+    if isinstance(error, NotPermitted):
+        return 403
     if isinstance(error, InvalidCredentials):
         return 401
     if isinstance(error, DirectoryUnavailable):

@@ -121,6 +121,7 @@ def _environment(paths: _Paths, ports: dict[str, int], values: dict[str, str]) -
         "BERTH_REGISTRY_URL": f"https://{LOOPBACK}:{ports['registry']}",
         "BERTH_REGISTRY_CA": str(paths.ca_cert),
         "BERTH_LDAP_URL": f"ldap://{LOOPBACK}:{ports['ldap']}",
+        "BERTH_LDAP_START_TLS": "true",  # slapd offers StartTLS with the devstack CA
         "BERTH_LDAP_CA": str(paths.ca_cert),
         "BERTH_LDAP_BIND_DN": ldap.SERVICE_DN,
         "BERTH_LDAP_BIND_PASSWORD": values["ldap_service_password"],

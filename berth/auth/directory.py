@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import logging
 import math
+import secrets
 import ssl
+import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +24,7 @@ from ldap3 import SUBTREE, Connection, Server, Tls
 from ldap3.core.exceptions import LDAPException
 from ldap3.utils.conv import escape_filter_chars
 
-from berth.errors import DirectoryUnavailable, InvalidCredentials
+from berth.errors import DirectoryUnavailable, InvalidCredentials, NotPermitted
 from berth.roles import Role
 
 log = logging.getLogger(__name__)
@@ -51,6 +54,17 @@ def normalise_dn(dn: str) -> str:
     return ",".join(part.strip().lower() for part in dn.split(","))
 
 
+def throttle_key(typed: str, dn: str | None) -> str:
+    """The account a login attempt is counted against: the entry it resolved to, else the normalised name.
+
+    Directories match names case-, space- and Unicode-insensitively, so every spelling that
+    finds one entry must share one count. The one place that decides it.
+    """
+    if dn is not None:
+        return "dn:" + normalise_dn(dn)
+    return "name:" + unicodedata.normalize("NFKC", typed).casefold().strip()
+
+
 def check_username(username: str) -> None:
     """Refuse usernames that cannot be real before any directory traffic."""
     if not username or len(username) > MAX_USERNAME or not username.isprintable():
@@ -74,6 +88,7 @@ class Directory:
         start_tls: bool = False,
         ca_file: Path | None = None,
         timeout: float = 5.0,
+        developer_group: str | None = None,
     ):
         self.url = url
         self.user_base = user_base
@@ -85,19 +100,35 @@ class Directory:
         self.timeout = timeout
         self._admin_group = normalise_dn(admin_group)
         self._ops_group = normalise_dn(ops_group)
+        self._developer_group = normalise_dn(developer_group) if developer_group else None
+        # Unknown names are bound against this DN (which cannot exist), so they cost what a
+        # wrong password costs and timing does not tell whether a user exists.
+        self._decoy_dn = f"cn=berth-no-such-user-{secrets.token_hex(8)},{user_base}"
         self._tls = Tls(
             validate=ssl.CERT_REQUIRED,
             version=ssl.PROTOCOL_TLS_CLIENT,
             ca_certs_file=str(ca_file) if ca_file else None,
         )
 
-    def authenticate(self, username: str, password: str) -> DirectoryUser:
-        """The user, if ``password`` is theirs; InvalidCredentials or DirectoryUnavailable if not."""
+    def authenticate(
+        self, username: str, password: str, before_bind: Callable[[str], None] | None = None
+    ) -> DirectoryUser:
+        """The user, if ``password`` is theirs; InvalidCredentials or DirectoryUnavailable if not.
+
+        ``before_bind`` gets the attempt's :func:`throttle_key` after the search and before the
+        password is tried (it may raise to stop the attempt).
+        """
         check_username(username)
         if not password or len(password) > MAX_PASSWORD or "\x00" in password:
             raise InvalidCredentials()
         with self._service_connection() as conn:
-            dn, attributes = self._find(conn, username)
+            found = self._find(conn, username)
+            if before_bind is not None:
+                before_bind(throttle_key(username, found[0] if found else None))
+            if found is None:
+                self._bind_as(self._decoy_dn, password)  # equal work; cannot succeed
+                raise InvalidCredentials()
+            dn, attributes = found
             self._bind_as(dn, password)
             return self._user(conn, dn, attributes)
 
@@ -105,11 +136,13 @@ class Directory:
         """The user's current entry and role, without a password (for session re-checks)."""
         check_username(username)
         with self._service_connection() as conn:
+            found = self._find(conn, username)
+            if found is None:
+                raise UserGone()
             try:
-                dn, attributes = self._find(conn, username)
-            except InvalidCredentials:
+                return self._user(conn, *found)
+            except NotPermitted:
                 raise UserGone() from None
-            return self._user(conn, dn, attributes)
 
     def _connection(self, user: str | None, password: str | None) -> Connection:
         # A new Server per connection: ldap3 remembers an address that failed as
@@ -130,7 +163,7 @@ class Directory:
         """Connect (and StartTLS when configured) or raise DirectoryUnavailable."""
         try:
             conn.open()
-            if self.start_tls and not conn.start_tls():
+            if self.start_tls and not self.url.lower().startswith("ldaps://") and not conn.start_tls():
                 raise DirectoryUnavailable("Directory unreachable: StartTLS failed.")
         except LDAPException as exc:
             log.warning("directory %s unreachable: %s", self.url, exc)
@@ -156,7 +189,8 @@ class Directory:
             raise DirectoryUnavailable("Directory unreachable: it refused Berth's service account.")
         return conn
 
-    def _find(self, conn: Connection, username: str) -> tuple[str, dict]:
+    def _find(self, conn: Connection, username: str) -> tuple[str, dict] | None:
+        """The one entry ``username`` names, or None for zero or several."""
         search_filter = self.user_filter.format(username=escape_filter_chars(username))
         try:
             conn.search(
@@ -177,7 +211,7 @@ class Directory:
         entries = [e for e in entries if e.get("type") == "searchResEntry"]
         if len(entries) != 1:
             log.info("login name matched %d directory entries; refused", len(entries))
-            raise InvalidCredentials()
+            return None
         return entries[0]["dn"], entries[0]["attributes"]
 
     def _bind_as(self, dn: str, password: str) -> None:
@@ -207,6 +241,8 @@ class Directory:
             raise DirectoryUnavailable() from None
         groups |= {normalise_dn(e["dn"]) for e in conn.response or [] if e.get("type") == "searchResEntry"}
         role = Role.ADMIN if self._admin_group in groups else Role.OPS if self._ops_group in groups else Role.DEVELOPER
+        if role is Role.DEVELOPER and self._developer_group and self._developer_group not in groups:
+            raise NotPermitted()
         uid = _first(attributes.get("uid")) or dn
         display = _first(attributes.get("displayName")) or _first(attributes.get("cn")) or uid
         return DirectoryUser(username=uid, dn=dn, display_name=display, role=role, groups=frozenset(groups))

@@ -11,7 +11,7 @@ import time
 from berth.audit import AuditLog
 from berth.auth.directory import Directory, DirectoryUser
 from berth.auth.throttle import LoginThrottle
-from berth.errors import DirectoryUnavailable, InvalidCredentials, LoginThrottled
+from berth.errors import DirectoryUnavailable, InvalidCredentials, LoginThrottled, NotPermitted
 
 log = logging.getLogger(__name__)
 
@@ -27,18 +27,26 @@ class LoginService:
     def login(self, username: str, password: str, address: str, channel: str = "web") -> DirectoryUser:
         """The user for these credentials; raises LoginThrottled, InvalidCredentials or DirectoryUnavailable."""
         try:
-            self.throttle.check(username, address)
+            attempt = self.throttle.begin(address)
+            user = self.directory.authenticate(
+                username, password, before_bind=lambda account: self.throttle.claim(attempt, account)
+            )
         except LoginThrottled:
             self.audit.record("login", "throttled", username, address, channel)
             raise
-        try:
-            user = self.directory.authenticate(username, password)
+        except NotPermitted:
+            self.throttle.finish(attempt, "refused")
+            self.audit.record("login", "denied", username, address, f"{channel}: not in the developer group")
+            raise
         except InvalidCredentials:
+            self.throttle.finish(attempt, "failure")
             self.audit.record("login", "failure", username, address, channel)
             raise
         except DirectoryUnavailable as exc:
+            self.throttle.discard(attempt)
             self.audit.record("login", "error", username, address, f"{channel}: {exc}")
             raise
+        self.throttle.finish(attempt, "success")
         self.audit.record("login", "success", user.username, address, f"{channel}: {user.role.label}")
         return user
 

@@ -16,7 +16,7 @@ from prometheus_client import Counter
 
 from berth.audit import AuditLog
 from berth.auth.access_tokens import AccessTokens, looks_like_token
-from berth.auth.directory import Directory, DirectoryUser
+from berth.auth.directory import Directory, DirectoryUser, throttle_key
 from berth.auth.login import BasicAuthCache, LoginService
 from berth.auth.rules import AccessRules, Principal
 from berth.auth.scope import Scope
@@ -104,16 +104,20 @@ class TokenServer:
         return principal_of(user), None
 
     def _by_access_token(self, username: str, secret: str, address: str) -> tuple[Principal, frozenset[str]]:
+        throttle = self._login.throttle
         try:
-            self._login.throttle.check(username, address)
+            attempt = throttle.begin(address)
+            throttle.claim(attempt, throttle_key(username, None))
         except LoginThrottled:
             self._audit.record("login", "throttled", username, address, "registry: access token")
             raise
         try:
             token = self._access_tokens.verify(username, secret, address)
         except InvalidCredentials:
+            throttle.finish(attempt, "failure")
             self._audit.record("login", "failure", username, address, "registry: access token")
             raise
+        throttle.finish(attempt, "success")
         return principal_of(self._lookup(token.username)), token.actions
 
     def principal_for(self, username: str) -> Principal:

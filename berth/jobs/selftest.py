@@ -16,6 +16,7 @@ import json
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urljoin, urlsplit
 
 import requests
 
@@ -80,14 +81,20 @@ def _check(response: requests.Response, expected: int, what: str) -> requests.Re
     return response
 
 
+def _origin(url: str) -> tuple[str, str, int]:
+    parts = urlsplit(url)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or (443 if parts.scheme == "https" else 80)
+
+
 def _push_blob(session: requests.Session, base: str, data: bytes) -> None:
     digest = _digest(data)
     if session.head(f"{base}/v2/{REPOSITORY}/blobs/{digest}", timeout=10).status_code == 200:
         return  # already stored: a registry takes the existing blob as it is
     started = _check(session.post(f"{base}/v2/{REPOSITORY}/blobs/uploads/", timeout=10), 202, "Starting a blob upload")
-    location = started.headers.get("Location", "")
-    if location.startswith("/"):
-        location = base + location
+    location = urljoin(base + "/", started.headers.get("Location", ""))
+    if _origin(location) != _origin(base):
+        # the session carries the registry's credentials: never to another host
+        raise JobFailed(f"The registry sent the upload to another host ({urlsplit(location).netloc[:100]}); refused.")
     separator = "&" if "?" in location else "?"
     headers = {"Content-Type": "application/octet-stream"}
     put = session.put(f"{location}{separator}digest={digest}", data=data, headers=headers, timeout=30)

@@ -84,7 +84,7 @@ class _Run(DeployRun):
             ca_cert, _ = load_ca(self.settings.ca_dir)
             ctx.log(f"Using the CA in {self.settings.ca_dir} ({describe(ca_cert).sha256[:23]}…); nothing changed.")
         except NotFound:
-            ca_cert = create_ca(self.settings.ca_dir)
+            ca_cert = create_ca(self.settings.ca_dir, hostnames=self.settings.registry_hostnames)
             self.changes.append("CA")
             ctx.log(f"Created a CA in {self.settings.ca_dir}: ca.crt and ca.key (0600), {describe(ca_cert).sha256}.")
 

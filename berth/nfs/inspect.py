@@ -19,7 +19,7 @@ import contextlib
 import errno
 import os
 import posixpath
-import socket
+import secrets
 import stat
 import time
 from collections.abc import Iterator
@@ -81,18 +81,30 @@ def _ms(since: float) -> float:
     return round((time.monotonic() - since) * 1000, 3)
 
 
+def probe_name() -> str:
+    """A fresh, unguessable file name for one write probe (nobody can plant a link there first)."""
+    return f".berth-probe-{secrets.token_hex(16)}"
+
+
 def _write_probe(name: str) -> dict:
-    """Write, fsync, read back and delete a small file; report the time it took."""
+    """Write, fsync, read back and delete a small file of our own; report the time it took.
+
+    The file must be new (``O_EXCL``) and is never reached through a symlink (``O_NOFOLLOW``):
+    whoever else can write to the share cannot make the probe overwrite another file.
+    """
     payload = f"berth probe {time.time()}\n".encode()
     started = time.monotonic()
     try:
-        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        return oserror_message("write", exc)  # not ours: leave it alone
+    try:
         try:
             os.write(fd, payload)
             os.fsync(fd)  # make the server commit it, not just the client cache
         finally:
             os.close(fd)
-        fd = os.open(name, os.O_RDONLY)
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW)
         try:
             echoed = os.read(fd, len(payload) + 1)
         finally:
@@ -171,8 +183,7 @@ def inspect(
     report = NfsReport(path=Path(path))
     given = posixpath.normpath(str(path))
     until = time.monotonic() + deadline * 0.8  # the walk stops early enough to report in time
-    probe_name = f".berth-probe-{socket.gethostname()}-{os.getpid()}"
-    result = run_in_child(_probe, given, write_probe, probe_name, until, WALK_LIMIT, deadline=deadline)
+    result = run_in_child(_probe, given, write_probe, probe_name(), until, WALK_LIMIT, deadline=deadline)
     stages = {m.get("stage"): m for m in result.messages if isinstance(m, dict)}
     real = stages.get("stat", {}).get("realpath") or given
 

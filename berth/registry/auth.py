@@ -7,6 +7,7 @@ costs one token request per repository per token lifetime, not one per call.
 from __future__ import annotations
 
 import base64
+import json
 import re
 import threading
 import time
@@ -16,10 +17,12 @@ from urllib.parse import urlsplit
 import requests
 
 from berth.errors import BadUpstreamResponse, Unauthorized, UpstreamUnavailable
+from berth.registry.http import origin, read_bounded
 
 _PARAM = re.compile(r'(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')
 EXPIRY_MARGIN = 10.0
 DEFAULT_LIFETIME = 60.0
+MAX_TOKEN_BYTES = 1024 * 1024  # a JWT with many scopes is a few kB
 
 
 def basic_authorization(username: str, password: str) -> str:
@@ -82,18 +85,31 @@ class TokenCache:
         credentials: tuple[str, str] | None,
         timeout: tuple[float, float],
         allow_plain_http: bool = False,
+        allowed_realms: tuple[str, ...] = (),
     ) -> str:
-        """Ask the token server for a token for ``scope`` and remember it."""
+        """Ask the token server for a token for ``scope`` and remember it.
+
+        Only a realm in ``allowed_realms`` (URLs, compared by origin: the registry's own and
+        any configured) is asked: a registry cannot send Berth's credentials elsewhere.
+        """
         realm = challenge.realm or ""
         if urlsplit(realm).scheme != "https" and not (allow_plain_http and realm.startswith("http://")):
             raise Unauthorized(f"The registry's token server {realm!r} is not HTTPS; Berth will not send credentials.")
+        if origin(realm) not in {origin(allowed) for allowed in allowed_realms}:
+            raise Unauthorized(
+                f"The registry names a token server on another host ({urlsplit(realm).netloc[:100]}); Berth sends its"
+                " credentials only to the registry itself or a realm listed in BERTH_REGISTRY_TOKEN_REALMS."
+            )
         params = {k: v for k, v in (("service", challenge.service), ("scope", scope)) if v}
         headers = {}
         if credentials:
             headers["Authorization"] = "Basic " + base64.b64encode(":".join(credentials).encode()).decode()
         host = urlsplit(realm).netloc
         try:
-            response = session.get(realm, params=params, headers=headers, timeout=timeout, allow_redirects=False)
+            response = session.get(
+                realm, params=params, headers=headers, timeout=timeout, allow_redirects=False, stream=True
+            )
+            read_bounded(response, MAX_TOKEN_BYTES, host)
         except requests.exceptions.RequestException:
             raise UpstreamUnavailable(f"Cannot reach the registry's token server {host}.", upstream=host) from None
         if response.status_code in (401, 403):
@@ -101,7 +117,7 @@ class TokenCache:
         if response.status_code != 200:
             raise BadUpstreamResponse(f"The token server {host} answered {response.status_code}.", upstream=host)
         try:
-            body = response.json()
+            body = json.loads(response.content)
             token = body.get("token") or body.get("access_token")
             lifetime = float(body.get("expires_in") or DEFAULT_LIFETIME)
         except (ValueError, AttributeError, TypeError):

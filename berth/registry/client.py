@@ -88,6 +88,7 @@ class RegistryClient:
         pool_size: int = 20,
         observer: Callable[[str, str, float], None] | None = None,
         token_provider: TokenProvider | None = None,
+        token_realms: tuple[str, ...] = (),
     ):
         self.base_url = base_url.rstrip("/")
         self.name = urlsplit(self.base_url).netloc
@@ -96,6 +97,7 @@ class RegistryClient:
         self._credentials = (username, password or "") if username else None
         self._timeout = (connect_timeout, timeout)
         self._tokens = TokenCache()
+        self._token_realms = (self.base_url, *token_realms)  # where Berth's credentials may go
         self._challenge: Challenge | None = None
         self._lock = threading.Lock()
         self.requests_made = 0
@@ -279,6 +281,7 @@ class RegistryClient:
                     self._credentials,
                     self._timeout,
                     allow_plain_http=self.base_url.startswith("http://"),
+                    allowed_realms=self._token_realms,
                 )
             return {**headers, "Authorization": f"Bearer {token}"}
         return headers

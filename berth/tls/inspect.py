@@ -18,14 +18,29 @@ def inspect_certificates(
     served: CertificateInfo | None,
     hostname: str,
     now: datetime | None = None,
+    ldap_plaintext: bool = False,
 ) -> ComponentReport:
-    """Judge the CA and the server certificate (the one Berth holds, else the one served)."""
+    """Judge the CA and the server certificate (the one Berth holds, else the one served).
+
+    ``ldap_plaintext``: the directory is reached without TLS (BERTH_LDAP_ALLOW_PLAINTEXT); said here
+    because it is the one place about Berth's encrypted connections.
+    """
     now = now or datetime.now(UTC)
     report = ComponentReport()
+    if ldap_plaintext:
+        report.findings.append(
+            Finding(
+                Level.WARNING,
+                "Passwords go to the directory unencrypted (ldap:// without StartTLS).",
+                "Set BERTH_LDAP_START_TLS=true (with BERTH_LDAP_CA) or use ldaps://, then drop"
+                " BERTH_LDAP_ALLOW_PLAINTEXT.",
+            )
+        )
     ca = _read(ca_file, "CA certificate", report)
     if ca is not None:
         report.details["ca"] = ca.as_dict(now)
         report.findings += expiry_findings(ca, "CA certificate", now)
+        report.findings += _constraint_findings(ca_file)
     server = _read(server_file, "server certificate", report) if server_file and server_file.is_file() else None
     source = "held"
     if server is None and served is not None:
@@ -43,6 +58,27 @@ def inspect_certificates(
     report.findings += expiry_findings(server, "server certificate", now)
     report.findings += hostname_findings(server, hostname, "server certificate")
     return report
+
+
+def _constraint_findings(ca_file: Path | None) -> list[Finding]:
+    """An info note when the CA may sign any name (made before Berth constrained new CAs)."""
+    from cryptography import x509
+
+    try:
+        cert = x509.load_pem_x509_certificate(ca_file.read_bytes())  # type: ignore[union-attr]
+        cert.extensions.get_extension_for_class(x509.NameConstraints)
+    except x509.ExtensionNotFound:
+        return [
+            Finding(
+                Level.INFO,
+                "The CA has no name constraints: machines that trust it would trust it for any site.",
+                "Berth leaves an existing CA as it is; a CA Berth creates now is limited to the registry's names."
+                " Trust it through /etc/docker/certs.d only, not the system store.",
+            )
+        ]
+    except (OSError, ValueError, AttributeError):
+        pass  # unreadable: _read has said so
+    return []
 
 
 def _read(path: Path | None, label: str, report: ComponentReport) -> CertificateInfo | None:

@@ -43,15 +43,21 @@ def ca_paths(ca_dir: Path) -> tuple[Path, Path]:
     return ca_dir / "ca.crt", ca_dir / "ca.key"
 
 
-def create_ca(ca_dir: Path, common_name: str = "Berth registry CA", days: int = CA_DAYS) -> x509.Certificate:
-    """Create a CA in ``ca_dir``; Conflict if one is already there (a CA is never overwritten)."""
+def create_ca(
+    ca_dir: Path, common_name: str = "Berth registry CA", days: int = CA_DAYS, hostnames: Sequence[str] = ()
+) -> x509.Certificate:
+    """Create a CA in ``ca_dir``; Conflict if one is already there (a CA is never overwritten).
+
+    With ``hostnames`` (the registry's DNS names and IPs) the CA carries critical name
+    constraints: clients that trust it trust it for those names only, not for any site.
+    """
     cert_path, key_path = ca_paths(ca_dir)
     if cert_path.exists() or key_path.exists():
         raise Conflict(f"A CA already exists in {ca_dir}; Berth never overwrites one.")
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.now(UTC)
-    cert = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
@@ -62,8 +68,10 @@ def create_ca(ca_dir: Path, common_name: str = "Berth registry CA", days: int = 
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
     )
+    if hostnames:
+        builder = builder.add_extension(name_constraints(hostnames), critical=True)
+    cert = builder.sign(key, hashes.SHA256())
     ca_dir.mkdir(parents=True, exist_ok=True)
     write_private(key_path, private_pem(key))
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
@@ -105,6 +113,29 @@ def issue_server_certificate(
         .sign(ca_key, hashes.SHA256())
     )
     return IssuedCertificate(cert.public_bytes(serialization.Encoding.PEM), private_pem(key))
+
+
+def name_constraints(hostnames: Sequence[str]) -> x509.NameConstraints:
+    """Permit exactly the registry's DNS names (and their subdomains) and IPs.
+
+    A name type with no permitted subtree is unconstrained (RFC 5280), so when the registry
+    has no IP, every IP is excluded. DNS is left open only for a registry named by IPs alone:
+    OpenSSL then checks the server certificate's CN (an IP) as a DNS name, and any DNS
+    constraint would reject it.
+    """
+    dns: list[x509.GeneralName] = []
+    ips: list[x509.GeneralName] = []
+    for host in hostnames:
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            dns.append(x509.DNSName(host.lower().rstrip(".")))
+        else:
+            ips.append(x509.IPAddress(ipaddress.ip_network(address)))
+    excluded: list[x509.GeneralName] = []
+    if not ips:
+        excluded = [x509.IPAddress(ipaddress.ip_network("0.0.0.0/0")), x509.IPAddress(ipaddress.ip_network("::/0"))]
+    return x509.NameConstraints(permitted_subtrees=dns + ips, excluded_subtrees=excluded or None)
 
 
 def private_pem(key) -> bytes:

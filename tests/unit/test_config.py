@@ -13,6 +13,7 @@ from berth.errors import SettingError
 BASE = {
     "BERTH_SECRET_KEY": "0123456789abcdef0123",
     "BERTH_LDAP_URL": "ldap://127.0.0.1:389",
+    "BERTH_LDAP_START_TLS": "true",
     "BERTH_LDAP_USER_BASE": "ou=people,dc=pure,dc=lab,dc=com",
     "BERTH_LDAP_GROUP_BASE": "ou=groups,dc=pure,dc=lab,dc=com",
     "BERTH_LDAP_ADMIN_GROUP": "cn=registry-admins,ou=groups,dc=pure,dc=lab,dc=com",
@@ -125,7 +126,7 @@ def test_token_server_settings(tmp_path):
     """BERTH_ACCESS_RULES must be a file; the service defaults to the registry's HOST:PORT."""
     base = {
         "BERTH_SECRET_KEY": "x" * 32,
-        "BERTH_LDAP_URL": "ldap://127.0.0.1:389",
+        "BERTH_LDAP_URL": "ldaps://127.0.0.1:636",
         "BERTH_LDAP_USER_BASE": "ou=people,dc=x",
         "BERTH_LDAP_GROUP_BASE": "ou=groups,dc=x",
         "BERTH_LDAP_ADMIN_GROUP": "cn=a,ou=groups,dc=x",

@@ -1,0 +1,54 @@
+"""/trust: certs.d first, and no command installs the CA before checking the page's fingerprint."""
+
+from __future__ import annotations
+
+import html
+import re
+import subprocess
+
+from berth.roles import Role
+from berth.tls.issue import create_ca
+from tests.helpers import make_app
+
+
+def trust_page(settings) -> tuple[str, str]:
+    create_ca(settings.ca_dir, hostnames=("registry.pure.lab.com",))
+    app = make_app(settings)
+    record = app.extensions["berth"].sessions.create("dave", "uid=dave", "Dave", Role.DEVELOPER, "127.0.0.1")
+    client = app.test_client()
+    with client.session_transaction() as session:
+        session["_user_id"] = record.id
+    body = client.get("/trust").get_data(as_text=True)
+    return body, (settings.ca_dir / "ca.crt").read_text()
+
+
+def commands(body: str) -> list[str]:
+    return [html.unescape(block) for block in re.findall(r"<pre[^>]*><code>(.*?)</code></pre>", body, re.S)]
+
+
+def test_certs_d_comes_before_the_system_stores(offline_settings):
+    body, _ = trust_page(offline_settings)
+    assert body.index("/etc/docker/certs.d/") < body.index("update-ca-certificates") < body.index("update-ca-trust")
+
+
+def test_every_install_checks_the_fingerprint_first(offline_settings):
+    body, _ = trust_page(offline_settings)
+    installs = [c for c in commands(body) if "install" in c or "update-ca" in c]
+    assert len(installs) == 3
+    for command in installs:
+        check = command.index("sha256sum")
+        assert check < command.index("sudo install") and "-o /etc" not in command and "-o /usr" not in command
+
+
+def test_the_check_passes_for_the_real_ca_and_fails_for_another(offline_settings, tmp_path):
+    body, pem = trust_page(offline_settings)
+    docker = next(c for c in commands(body) if "certs.d" in c)
+    check = docker.splitlines()[1].split("\\")[0].strip()  # the openssl | sha256sum | grep line
+    good = tmp_path / "good"
+    good.mkdir()
+    (good / "berth-ca.crt").write_text(pem)
+    assert subprocess.run(["sh", "-c", check], cwd=good).returncode == 0
+    other = tmp_path / "other"
+    create_ca(other / "ca")
+    (other / "berth-ca.crt").write_text((other / "ca" / "ca.crt").read_text())
+    assert subprocess.run(["sh", "-c", check], cwd=other).returncode != 0
