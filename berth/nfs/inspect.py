@@ -29,7 +29,7 @@ from berth.errors import UpstreamUnavailable
 from berth.findings import Finding, Level
 from berth.nfs.child import ChildResult, oserror_message, run_in_child
 from berth.nfs.model import Capacity, NfsReport
-from berth.nfs.mounts import fstab_entry_for, mount_for, parse_fstab, parse_mountinfo
+from berth.nfs.mounts import FstabEntry, fstab_entry_for, mount_for, parse_fstab, parse_mountinfo
 from berth.nfs.rules import (
     boot_order_findings,
     capacity_findings,
@@ -194,23 +194,8 @@ def inspect(
     if report.mount is not None and report.mount.is_nfs:
         report.stats = parse_mountstats(_read(mountstats_path) or "").get(report.mount.mount_point)
 
-    if result.timed_out or result.failure:
-        _unanswered(report, result, stages, deadline)
-    elif "errno" in stages.get("stat", {}):
-        failed = stages["stat"]
-        report.findings.append(error_finding("stat", failed["errno"], failed["reason"], given))
-        report.findings += boot_order_findings(given, fstab)
+    if _probe_failed(report, result, stages, given, fstab, deadline):
         return _sorted(report)
-    elif "probe" in stages:  # an error the probe did not expect (ESTALE from anywhere, say)
-        finding = error_finding("probe", stages["probe"]["errno"], stages["probe"]["reason"], given)
-        report.error = finding.message
-        report.findings.append(finding)
-    elif not stages.get("stat", {}).get("is_dir", True):
-        report.findings.append(
-            Finding(Level.CRITICAL, f"{given} is not a directory.", f"Remove it and mount the NFS share at {given}.")
-        )
-        return _sorted(report)
-
     if not mounts:
         report.findings.append(
             Finding(
@@ -224,6 +209,29 @@ def inspect(
         report.findings += stats_findings(report.stats) if report.stats is not None else []
     _stage_findings(report, stages, given, write_probe, catalog)
     return _sorted(report)
+
+
+def _probe_failed(
+    report: NfsReport, result: ChildResult, stages: dict, given: str, fstab: FstabEntry | None, deadline: float
+) -> bool:
+    """Note what went wrong in the probe child; True when nothing more can be said about the path."""
+    if result.timed_out or result.failure:
+        _unanswered(report, result, stages, deadline)
+    elif "errno" in stages.get("stat", {}):
+        failed = stages["stat"]
+        report.findings.append(error_finding("stat", failed["errno"], failed["reason"], given))
+        report.findings += boot_order_findings(given, fstab)
+        return True
+    elif "probe" in stages:  # an error the probe did not expect (ESTALE from anywhere, say)
+        finding = error_finding("probe", stages["probe"]["errno"], stages["probe"]["reason"], given)
+        report.error = finding.message
+        report.findings.append(finding)
+    elif not stages.get("stat", {}).get("is_dir", True):
+        report.findings.append(
+            Finding(Level.CRITICAL, f"{given} is not a directory.", f"Remove it and mount the NFS share at {given}.")
+        )
+        return True
+    return False
 
 
 def _read(name: str) -> str | None:
