@@ -80,6 +80,8 @@ def init_app(app: Flask) -> None:
 def _load_session_user(session_id: object) -> WebUser | None:
     if not isinstance(session_id, str):
         return None  # a cookie signed with our key but holding no session id we would issue
+    if request.path.startswith("/api/") and request.authorization is not None:
+        return None  # explicit API credentials win over an ambient cookie (then no CSRF applies)
     record = services().sessions.get(session_id)
     if record is None:
         return None

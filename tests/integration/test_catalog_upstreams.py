@@ -31,9 +31,14 @@ def token_registry(stack):
     auth.stop(stack["DEVSTACK_STATE_DIR"], "token-registry")
 
 
-def browse(settings, url, credentials=(None, None)):
+def browse(settings, url, credentials=(None, None), realms=()):
     app = make_app(
-        settings.replace(registry_url=url, registry_username=credentials[0], registry_password=credentials[1])
+        settings.replace(
+            registry_url=url,
+            registry_username=credentials[0],
+            registry_password=credentials[1],
+            registry_token_realms=realms,
+        )
     )
     client = app.test_client()
     return client.get("/api/v1/repositories/team/app/api/tags", auth=DAVE)
@@ -54,7 +59,7 @@ def test_basic_auth_registry_without_credentials_is_502(settings, basic_registry
 
 def test_token_auth_registry_browses(settings, token_registry):
     url, server = token_registry
-    response = browse(settings, url, READER)
+    response = browse(settings, url, READER, realms=(server.realm,))
     assert response.status_code == 200
     assert {t["tag"] for t in response.get_json()["tags"]} == {"1.0.0", "1.1.0"}
 

@@ -7,11 +7,8 @@ back, and no job record lost.
 
 from __future__ import annotations
 
-import os
 import re
-import socket
 import sqlite3
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -20,6 +17,7 @@ import pytest
 import requests
 
 from devstack.berth import BerthServer, BerthStartError
+from devstack.hung_mount import HungMount
 from tests.helpers import IN_CI, running_devstack
 
 pytestmark = [pytest.mark.stack, pytest.mark.swarm]
@@ -207,20 +205,11 @@ def test_docker_engine_frozen(berth, swarm_stack, job_id):
 
 
 def test_nfs_probe_hangs(berth, swarm_stack, job_id):
-    """The write probe opens .berth-probe-HOST-PID; a FIFO there makes open() block in the kernel."""
+    """A FUSE mount that never answers over the NFS path: every stat blocks in the kernel, as on a hung hard mount."""
     base = berth["base"]
     nfs_path = Path(swarm_stack["BERTH_NFS_PATH"])
-    workers = [
-        int(p)
-        for p in subprocess.run(
-            ["pgrep", "-P", str(berth["proc"].master_pid)], capture_output=True, text=True
-        ).stdout.split()
-    ]
-    fifos = [nfs_path / f".berth-probe-{socket.gethostname()}-{pid}" for pid in workers]
     with Browsing(base, [login(base, "olivia")]) as browsing:
-        for fifo in fifos:
-            os.mkfifo(fifo)
-        try:
+        with HungMount(nfs_path):
             wait_for(
                 lambda: "not responding" in str(status_of(base, "nfs")["findings"]),
                 what="the NFS panel to say the server is not responding",
@@ -228,9 +217,6 @@ def test_nfs_probe_hangs(berth, swarm_stack, job_id):
             started = time.monotonic()
             assert requests.get(f"{base}/api/v1/status", auth=("olivia", "olivia-pw"), timeout=5).status_code == 200
             assert time.monotonic() - started < 2
-        finally:
-            for fifo in fifos:
-                fifo.unlink(missing_ok=True)
         wait_for(lambda: status_of(base, "nfs")["error"] is None, what="the NFS panel to recover")
     browsing.check()
 

@@ -206,7 +206,7 @@ def test_basic_auth_registry_refuses_missing_or_wrong_credentials(
 def test_token_registry_browses_and_reuses_tokens(token_registry: tuple[str, auth.TokenServer], ca: Path) -> None:
     url, server = token_registry
     server.reset_counts()
-    registry = RegistryClient(url, ca_bundle=ca, username=READER[0], password=READER[1])
+    registry = RegistryClient(url, ca_bundle=ca, username=READER[0], password=READER[1], token_realms=(server.realm,))
     assert registry.ping().api_version == "registry/2.0"
     for _ in range(5):
         assert registry.catalog() == ["centos", "team/app/api"]
@@ -226,9 +226,11 @@ def test_token_registry_refuses_wrong_password(token_registry: tuple[str, auth.T
     url, server = token_registry
     server.reset_counts()
     with pytest.raises(Unauthorized):
-        RegistryClient(url, ca_bundle=ca, username=READER[0], password="wrong-pw").catalog()
+        RegistryClient(
+            url, ca_bundle=ca, username=READER[0], password="wrong-pw", token_realms=(server.realm,)
+        ).catalog()
     with pytest.raises(Unauthorized):
-        RegistryClient(url, ca_bundle=ca).tags("centos")  # no credentials at all
+        RegistryClient(url, ca_bundle=ca, token_realms=(server.realm,)).tags("centos")  # no credentials at all
     assert server.refused == 2
 
 
