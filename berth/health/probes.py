@@ -55,7 +55,7 @@ def build_probes(settings: Settings, registry: RegistryClient, catalog: CatalogS
             server_file=held_server_certificate(settings),
             served=served.info,
             hostname=urlsplit(settings.registry_url).hostname or "",
-            ldap_plaintext=settings.ldap_url.startswith("ldap://") and not settings.ldap_start_tls,
+            ldap_plaintext="ldap://" in settings.ldap_url and not settings.ldap_start_tls,
         ).as_dict()
 
     return {"registry": registry_probe, "nfs": nfs_probe, "swarm": swarm_probe, "certs": certs_probe}
