@@ -47,9 +47,7 @@ ADMIN_DN = f"CN=Administrator,{USERS}"
 # People only (not groups or computers), by either name AD knows them by. Disabled accounts
 # are found on purpose: AD then says "disabled" (533) after the right password, and Berth's
 # re-check ends their sessions by the disabled bit (see the README's AD recipe).
-USER_FILTER = (
-    "(&(objectCategory=person)(objectClass=user)(|(sAMAccountName={username})(userPrincipalName={username})))"
-)
+USER_FILTER = "(&(objectCategory=person)(objectClass=user)(|(sAMAccountName={username})(userPrincipalName={username})))"
 LOCKOUT_THRESHOLD = 5
 LDAP_PORT, LDAPS_PORT = 389, 636
 SAMBA = "/usr/sbin/samba"
@@ -225,7 +223,10 @@ def up(state_dir: Path, ca_cert: Path, ca_key: Path, log: Path, service_password
     ad_seed.lock(str(ca_cert), f"CN=Lou Locked,{USERS}")
     timings = {"prepare": prepared - began, "start_and_seed": time.monotonic() - prepared}
     write_private(ad_dir / "timings", " ".join(f"{k}={v:.2f}" for k, v in timings.items()) + "\n")
-    return environment(ca_cert, service_password)
+    return environment(ca_cert, service_password) | {
+        "DEVSTACK_AD_ADMIN_DN": ADMIN_DN,
+        "DEVSTACK_AD_ADMIN_PASSWORD": admin_password,
+    }
 
 
 def environment(ca_cert: Path, service_password: str) -> dict[str, str]:

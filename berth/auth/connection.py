@@ -43,7 +43,7 @@ _SEARCH_SETTINGS = {
 def tls_problem(text: str) -> str | None:
     """What is wrong with the directory's TLS in an error ``text``, as a fix; None if it is not TLS."""
     lowered = text.lower()
-    if "mismatch" in lowered or "not valid for" in lowered:
+    if "mismatch" in lowered or "not valid for" in lowered or "doesn't match any name" in lowered:
         return "its certificate does not name the host in BERTH_LDAP_URL: use a name the certificate holds"
     if "certificate verify failed" in lowered or "unknown ca" in lowered or "self-signed" in lowered:
         return "its certificate is not signed by a CA Berth trusts: set BERTH_LDAP_CA to the directory's CA"
