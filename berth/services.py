@@ -95,7 +95,7 @@ def build_services(settings: Settings) -> Services:
     catalog = CatalogService(registry, db, settings.cache_ttl, settings.fetch_workers)
     health = HealthMonitor(
         db,
-        build_probes(settings, registry, catalog),
+        build_probes(settings, registry, catalog, directory),
         interval=settings.health_interval,
         background=settings.background,
     )

@@ -28,6 +28,9 @@ from berth.errors import DirectoryMisconfigured, DirectoryUnavailable
 log = logging.getLogger(__name__)
 
 SKIP_SECONDS = 30.0
+# After the directory refused the service password, do not try it again for this long:
+# every try is a bad password to AD, and five lock the service account out.
+SERVICE_REFUSED_SECONDS = 300.0
 SIZE_LIMIT_EXCEEDED = 4
 INVALID_CREDENTIALS, STRONGER_AUTH_REQUIRED = 49, 8
 # Result codes of a search that no retry fixes, with the setting that does.
@@ -69,6 +72,7 @@ class Servers:
         self.timeout = timeout
         self._clock = clock
         self._skip_until: dict[str, float] = {}
+        self._service_refused: tuple[float, str] | None = None
         self._lock = threading.Lock()
         self._tls = Tls(
             validate=ssl.CERT_REQUIRED,
@@ -130,6 +134,9 @@ class Servers:
 
     def service(self, bind_dn: str | None, password: str | None) -> tuple[Connection, str]:
         """A connection bound as the service account (anonymous without one), and its URL."""
+        refused = self._service_refused
+        if refused is not None and refused[0] > self._clock():
+            raise DirectoryMisconfigured(refused[1])
         conn, url = self.open(bind_dn, password)
         try:
             bound = conn.bind()
@@ -144,6 +151,7 @@ class Servers:
         who = bind_dn or "(anonymous)"
         if code == INVALID_CREDENTIALS:
             detail = f"{url} refused the service account {who}: check BERTH_LDAP_BIND_DN and BERTH_LDAP_BIND_PASSWORD"
+            self._service_refused = (self._clock() + SERVICE_REFUSED_SECONDS, detail)
         elif code == STRONGER_AUTH_REQUIRED:
             detail = f"{url} requires TLS for binds: use ldaps:// or BERTH_LDAP_START_TLS=true"
         else:

@@ -225,3 +225,11 @@ def test_starttls_and_a_dead_first_server(ad, ad_settings):
     client, auth = client_for(settings)
     assert auth.login("erin", "erin-pw").status_code == 303
     assert who(client) == "erin"
+
+
+def test_a_second_ad_devstack_is_refused_while_one_runs(ad, tmp_path):
+    import devstack
+
+    with pytest.raises(devstack.StackError, match="another AD devstack runs"):
+        devstack.up(tmp_path / "second", directory="ad")
+    devstack.down(tmp_path / "second")
