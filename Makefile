@@ -7,13 +7,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STATE := .devstack
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := slapd ldap-utils docker-registry docker.io skopeo chromium nginx
+APT_PACKAGES := slapd ldap-utils samba docker-registry docker.io skopeo chromium nginx
+DIRECTORY ?= openldap
 PYTEST_ARGS ?=
 
 .PHONY: help deps system-deps demo test unit lint bench screenshots stack-up stack-down clean
 
 help:
-	@echo "make demo   - run Berth on the local stack at http://127.0.0.1:8000"
+	@echo "make demo   - run Berth on the local stack at http://127.0.0.1:8000 (DIRECTORY=ad: Samba AD)"
 	@echo "make test   - install what is missing, lint, then run every test against the real stack"
 	@echo "make lint   - ruff (check, format) and mypy"
 	@echo "make bench  - benchmarks: catalog (ratios against the raw registry), health, load"
@@ -34,13 +35,14 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	touch $@
 
 demo: deps
-	@$(PY) -m devstack up --swarm --state-dir $(STATE) >/dev/null || { \
+	@$(PY) -m devstack up --swarm --directory $(DIRECTORY) --state-dir $(STATE) >/dev/null || { \
 	  echo "devstack: the Docker engine in Swarm mode did not start (reason above); running the registry as a plain process."; \
-	  $(PY) -m devstack up --state-dir $(STATE) >/dev/null; }
+	  $(PY) -m devstack up --directory $(DIRECTORY) --state-dir $(STATE) >/dev/null; }
 	@set -a; source $(STATE)/env; set +a; \
 	trap '$(PY) -m devstack down --state-dir $(STATE)' EXIT; \
 	echo; echo "  Berth: http://127.0.0.1:8000"; \
 	echo "  Log in as alice / alice-pw (admin), olivia / olivia-pw (ops), dave / dave-pw (developer)."; \
+	if [ "$(DIRECTORY)" = ad ]; then echo "  Active Directory LAB.TEST: also LAB\\dave, dave@lab.test; erin / erin-pw (ops via a nested group)."; fi; \
 	echo "  Ctrl-C stops Berth and the local stack."; echo; \
 	$(VENV)/bin/gunicorn --config gunicorn.conf.py --bind 127.0.0.1:8000 app:app
 

@@ -44,6 +44,9 @@ class Settings:
     ldap_bind_dn: str | None = None
     ldap_bind_password: str | None = None
     ldap_user_filter: str = "(uid={username})"
+    ldap_username_attribute: str = "uid"
+    ldap_nested_groups: bool = False
+    ldap_domain: str | None = None
     ldap_timeout: float = 5.0
     nfs_path: Path = Path("/var/lib/registry")
     docker_host: str | None = None
@@ -131,16 +134,26 @@ class Settings:
         data_dir = Path(env.get("BERTH_DATA_DIR") or "instance").absolute()
         registry_url = env.url("BERTH_REGISTRY_URL", "https://127.0.0.1:5000", ("https", "http"))
         ca_dir = Path(env.get("BERTH_CA_DIR") or data_dir / "ca").absolute()
-        ldap_url = env.url("BERTH_LDAP_URL", None, ("ldap", "ldaps"))
+        ldap_urls = env.urls("BERTH_LDAP_URL", ("ldap", "ldaps"))
+        if not ldap_urls:
+            raise SettingError("BERTH_LDAP_URL", "is required")
+        ldap_url = ",".join(ldap_urls)
         ldap_start_tls = env.flag("BERTH_LDAP_START_TLS", False)
         ldap_allow_plaintext = env.flag("BERTH_LDAP_ALLOW_PLAINTEXT", False)
-        if ldap_url.startswith("ldap://") and not ldap_start_tls and not ldap_allow_plaintext:
+        plaintext = any(url.startswith("ldap://") for url in ldap_urls)
+        if plaintext and not ldap_start_tls and not ldap_allow_plaintext:
             raise SettingError(
                 "BERTH_LDAP_URL",
                 "is ldap:// without StartTLS, so passwords would cross the network in clear: set"
                 " BERTH_LDAP_START_TLS=true, use ldaps://, or accept it with BERTH_LDAP_ALLOW_PLAINTEXT=true",
             )
-        user_filter = env.get("BERTH_LDAP_USER_FILTER") or "(uid={username})"
+        username_attribute = env.get("BERTH_LDAP_USERNAME_ATTRIBUTE") or "uid"
+        if not username_attribute.replace("-", "").replace(";", "").isalnum():
+            raise SettingError("BERTH_LDAP_USERNAME_ATTRIBUTE", f"must be an attribute, not {username_attribute!r}")
+        user_filter = env.get("BERTH_LDAP_USER_FILTER") or f"({username_attribute}={{username}})"
+        domain = env.get("BERTH_LDAP_DOMAIN") or None
+        if domain and not domain.replace("-", "").replace(".", "").isalnum():
+            raise SettingError("BERTH_LDAP_DOMAIN", f"must be a NetBIOS domain name like LAB, not {domain!r}")
         if "{username}" not in user_filter or not user_filter.startswith("("):
             raise SettingError("BERTH_LDAP_USER_FILTER", "must be an LDAP filter containing {username}")
         hostnames = tuple(h.strip() for h in (env.get("BERTH_REGISTRY_HOSTNAME") or "").split(",") if h.strip())
@@ -162,6 +175,9 @@ class Settings:
             ldap_bind_password=env.secret("BERTH_LDAP_BIND_PASSWORD"),
             ldap_user_base=env.required("BERTH_LDAP_USER_BASE"),
             ldap_user_filter=user_filter,
+            ldap_username_attribute=username_attribute,
+            ldap_nested_groups=env.flag("BERTH_LDAP_NESTED_GROUPS", False),
+            ldap_domain=domain,
             ldap_group_base=env.required("BERTH_LDAP_GROUP_BASE"),
             ldap_admin_group=env.required("BERTH_LDAP_ADMIN_GROUP"),
             ldap_ops_group=env.required("BERTH_LDAP_OPS_GROUP"),

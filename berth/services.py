@@ -57,6 +57,9 @@ def build_services(settings: Settings) -> Services:
         settings.ldap_admin_group,
         settings.ldap_ops_group,
         user_filter=settings.ldap_user_filter,
+        username_attribute=settings.ldap_username_attribute,
+        nested_groups=settings.ldap_nested_groups,
+        domain=settings.ldap_domain,
         bind_dn=settings.ldap_bind_dn,
         bind_password=settings.ldap_bind_password,
         start_tls=settings.ldap_start_tls,
@@ -92,7 +95,7 @@ def build_services(settings: Settings) -> Services:
     catalog = CatalogService(registry, db, settings.cache_ttl, settings.fetch_workers)
     health = HealthMonitor(
         db,
-        build_probes(settings, registry, catalog),
+        build_probes(settings, registry, catalog, directory),
         interval=settings.health_interval,
         background=settings.background,
     )

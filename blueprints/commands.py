@@ -10,7 +10,7 @@ import click
 from flask import Flask
 from flask.cli import with_appcontext
 
-from berth.errors import BerthError
+from berth.errors import BerthError, DirectoryMisconfigured, DirectoryUnavailable
 from berth.jobs.kinds import JobKind
 from blueprints import services
 
@@ -25,8 +25,15 @@ def init_app(app: Flask) -> None:
 @click.command("check-config")
 @with_appcontext
 def check_config() -> None:
-    """Print the settings Berth runs with (secrets masked)."""
-    click.echo(repr(services().settings))
+    """Print the settings Berth runs with (secrets masked), then bind and search the directory."""
+    svc = services()
+    click.echo(repr(svc.settings))
+    try:
+        click.echo(f"directory: ok: {svc.directory.check()}")
+    except DirectoryMisconfigured as exc:
+        raise click.ClickException(f"directory: settings wrong: {exc.detail}") from None
+    except DirectoryUnavailable:
+        raise click.ClickException(f"directory: no server answers ({svc.directory.url})") from None
 
 
 @click.command(JobKind.SETUP)

@@ -37,6 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run the registry as a Swarm service of a private Docker engine (Debian docker.io)",
     )
+    start.add_argument(
+        "--directory",
+        choices=("openldap", "ad"),
+        default="openldap",
+        help="the directory server: OpenLDAP (default) or a Samba Active Directory domain controller",
+    )
     commands.add_parser("down", parents=[common], help="stop what `up` started")
     commands.add_parser("env", parents=[common], help="print the environment of the running stack")
     return parser
@@ -50,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             began = time.monotonic()
             state_file = Path(args.state_dir).expanduser() / "state.json"
             before = state_file.stat().st_mtime_ns if state_file.exists() else None
-            environment = up(args.state_dir, swarm=args.swarm) if args.swarm else up(args.state_dir)
+            environment = up(args.state_dir, swarm=args.swarm, directory=args.directory)
             sys.stdout.write(format_env(environment))
             detail = ""
             if before is not None and state_file.stat().st_mtime_ns == before:  # nothing was started

@@ -30,6 +30,7 @@ SERVICES_BASE = f"ou=services,{SUFFIX}"
 SERVICE_DN = f"cn=berth,{SERVICES_BASE}"
 ADMIN_GROUP = f"cn=registry-admins,{GROUP_BASE}"
 OPS_GROUP = f"cn=registry-ops,{GROUP_BASE}"
+NESTED_GROUP = f"cn=platform-team,{GROUP_BASE}"  # inside registry-ops: erin is ops only through it
 USER_FILTER = "(uid={username})"
 
 SCHEMAS = ("core", "cosine", "inetorgperson", "nis")
@@ -42,6 +43,7 @@ USERS: tuple[tuple[str, str, str, str, str], ...] = (
     ("olivia", "olivia-pw", "Olivia", "Ops", PEOPLE_BASE),
     ("dave", "dave-pw", "Dave", "Developer", PEOPLE_BASE),
     ("mallory", "mallory-pw", "Mallory", "Intruder", PEOPLE_BASE),
+    ("erin", "erin-pw", "Erin", "Engineer", PEOPLE_BASE),
     ("twin", "twin-pw", "Twin", "One", PEOPLE_BASE),
     ("twin", "twin-pw", "Twin", "Two", CONTRACTORS_BASE),
 )
@@ -98,7 +100,11 @@ def seed_ldif(service_password: str) -> str:
     blocks.append(
         f"dn: {OPS_GROUP}\nobjectClass: top\nobjectClass: groupOfUniqueNames\n"
         f"cn: registry-ops\ndescription: Berth ops staff\n"
-        f"uniqueMember: {user_dn('olivia')}\nuniqueMember: {user_dn('alice')}"
+        f"uniqueMember: {user_dn('olivia')}\nuniqueMember: {user_dn('alice')}\nuniqueMember: {NESTED_GROUP}"
+    )
+    blocks.append(
+        f"dn: {NESTED_GROUP}\nobjectClass: top\nobjectClass: groupOfNames\n"
+        f"cn: platform-team\ndescription: a team inside registry-ops\nmember: {user_dn('erin')}"
     )
     return "\n\n".join(blocks) + "\n"
 

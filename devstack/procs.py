@@ -64,7 +64,12 @@ def is_running(record: ProcRecord) -> bool:
     # Same pid and same start time is the same process; the name check guards against a
     # hand-edited record. An empty cmdline means the process is in exec or exit.
     argv0 = _cmdline(record.pid)[:1]
-    return not argv0 or os.path.basename(argv0[0]) == record.binary
+    return not argv0 or _program(argv0[0]) == record.binary
+
+
+def _program(argv0: str) -> str:
+    """The binary name in ``argv[0]``; Samba rewrites its title to ``samba: root process``."""
+    return os.path.basename(argv0).split(":", 1)[0]
 
 
 def _reap(pid: int) -> None:
@@ -80,8 +85,12 @@ def start(
     log_path: Path,
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
+    pass_fds: tuple[int, ...] = (),
 ) -> ProcRecord:
-    """Start ``argv`` detached (new session, output to ``log_path``) and record its pid."""
+    """Start ``argv`` detached (new session, output to ``log_path``) and record its pid.
+
+    ``pass_fds`` are inherited (e.g. a lock the process holds for as long as it lives).
+    """
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log, open(os.devnull, "rb") as devnull:
@@ -92,6 +101,7 @@ def start(
             stderr=subprocess.STDOUT,
             start_new_session=True,
             close_fds=True,
+            pass_fds=pass_fds,
             env=env,
             cwd=cwd,
         )
@@ -103,7 +113,7 @@ def start(
     while time.monotonic() < deadline and proc.poll() is None:
         start_time = _start_time(proc.pid)
         argv0 = _cmdline(proc.pid)[:1]
-        if start_time is not None and argv0 and os.path.basename(argv0[0]) == binary:
+        if start_time is not None and argv0 and _program(argv0[0]) == binary:
             break
         time.sleep(0.002)
     record = ProcRecord(

@@ -25,13 +25,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from devstack import ldap, procs, registry, seed, tls
+from devstack import ad, ldap, procs, registry, seed, tls
 from devstack.files import write_private
 from devstack.ports import LOOPBACK, free_ports
 
 COMPONENTS = ("slapd", "registry")  # start order; stopped in reverse
 SWARM_COMPONENTS = ("slapd", "dockerd")  # with --swarm the registry is a task of dockerd
-_STOP_ORDER = ("dockerd", "registry", "slapd")
+_STOP_ORDER = ("dockerd", "registry", "slapd", "samba")
+DIRECTORIES = ("openldap", "ad")
 DEFAULT_STATE_DIR = ".devstack"
 _PORT_ATTEMPTS = 3
 
@@ -114,8 +115,8 @@ def _ensure_tls(paths: _Paths) -> None:
         tls.issue_server_cert(paths.ca_cert, paths.ca_key, paths.server_cert, paths.server_key)
 
 
-def _environment(paths: _Paths, ports: dict[str, int], values: dict[str, str]) -> dict[str, str]:
-    return {
+def _environment(paths: _Paths, ports: dict[str, int], values: dict[str, str], directory: str) -> dict[str, str]:
+    common = {
         "BERTH_SECRET_KEY": values["secret_key"],
         "BERTH_DATA_DIR": str(paths.berth_dir),
         "BERTH_REGISTRY_URL": f"https://{LOOPBACK}:{ports['registry']}",
@@ -136,6 +137,9 @@ def _environment(paths: _Paths, ports: dict[str, int], values: dict[str, str]) -
         "DEVSTACK_LDAP_ROOT_PASSWORD": values["ldap_root_password"],
         "DEVSTACK_STATE_DIR": str(paths.root),
     }
+    if directory == "ad":  # devstack.ad's environment replaces the OpenLDAP settings
+        return {k: v for k, v in common.items() if not k.startswith(("BERTH_LDAP_", "DEVSTACK_LDAP"))}
+    return common
 
 
 def format_env(environment: dict[str, str]) -> str:
@@ -143,10 +147,11 @@ def format_env(environment: dict[str, str]) -> str:
     return "".join(f"export {name}={shlex.quote(value)}\n" for name, value in environment.items())
 
 
-def _running_env(paths: _Paths, swarm: bool = False) -> dict[str, str] | None:
+def _running_env(paths: _Paths, swarm: bool = False, directory: str | None = None) -> dict[str, str] | None:
     """Return the recorded environment if every component is still the process we started.
 
-    With ``swarm``, only a stack that runs the Swarm engine counts as running.
+    With ``swarm``, only a stack that runs the Swarm engine counts as running; with
+    ``directory``, only one with that directory server.
     """
     try:
         state = json.loads(paths.state.read_text())
@@ -156,7 +161,12 @@ def _running_env(paths: _Paths, swarm: bool = False) -> dict[str, str] | None:
     with_swarm = environment.get("DEVSTACK_SWARM") == "1"
     if swarm and not with_swarm:
         return None
+    running_directory = environment.get("DEVSTACK_DIRECTORY", "openldap")
+    if directory is not None and directory != running_directory:
+        return None
     for name in SWARM_COMPONENTS if with_swarm else COMPONENTS:
+        if name == "slapd" and running_directory == "ad":
+            name = "samba"
         record = procs.load(paths.root, name)
         if record is None or not procs.is_running(record):
             return None
@@ -236,29 +246,42 @@ def _start_swarm(paths: _Paths, values: dict[str, str]) -> tuple[dict[str, int],
     return {"registry": started.registry_port, "swarm": started.swarm_port}, extra, started.timings
 
 
-def _check_binaries() -> None:
-    for component, binary in (
-        ("slapd", ldap.SLAPD),
-        ("slapd", ldap.SLAPADD),
-        ("registry", registry.REGISTRY),
-    ):
+def _check_binaries(directory: str) -> None:
+    needed = [("slapd", ldap.SLAPD), ("slapd", ldap.SLAPADD)] if directory == "openldap" else []
+    needed += [("samba", ad.SAMBA), ("samba", ad.SAMBA_TOOL)] if directory == "ad" else []
+    for component, binary in [*needed, ("registry", registry.REGISTRY)]:
         if not os.access(binary, os.X_OK):
-            raise StackError(component, f"{binary} is not installed (Debian packages slapd, docker-registry)")
+            raise StackError(component, f"{binary} is not installed (Debian packages slapd, samba, docker-registry)")
 
 
-def up(state_dir: Path | str = DEFAULT_STATE_DIR, swarm: bool = False) -> dict[str, str]:
+def _start_directory(paths: _Paths, values: dict[str, str], directory: str) -> tuple[dict[str, int], dict[str, str]]:
+    """Start slapd, or with ``directory="ad"`` a Samba AD DC; its ports and environment overrides."""
+    if directory == "openldap":
+        return _start_slapd(paths, values), {}
+    try:
+        extra = ad.up(paths.root, paths.ca_cert, paths.ca_key, paths.log("samba"), values["ldap_service_password"])
+    except (ad.AdError, OSError) as exc:
+        raise StackError("samba", str(exc), paths.log("samba")) from exc
+    return {"ldap": ad.LDAP_PORT, "ldaps": ad.LDAPS_PORT}, extra
+
+
+def up(state_dir: Path | str = DEFAULT_STATE_DIR, swarm: bool = False, directory: str = "openldap") -> dict[str, str]:
     """Start the stack under ``state_dir`` (or find it running) and return its environment.
 
-    With ``swarm`` the registry runs as a Swarm service of a private Docker engine.
-    Raises :class:`StackError` after stopping whatever it started if a component fails.
+    With ``swarm`` the registry runs as a Swarm service of a private Docker engine. With
+    ``directory="ad"`` the directory is a Samba AD domain controller (:mod:`devstack.ad`)
+    instead of OpenLDAP. Raises :class:`StackError` after stopping whatever it started if a
+    component fails.
     """
+    if directory not in DIRECTORIES:
+        raise StackError("directory", f"must be one of {', '.join(DIRECTORIES)}, not {directory!r}")
     paths = _Paths(state_dir)
     with _locked(paths):
-        running = _running_env(paths, swarm)
+        running = _running_env(paths, swarm, directory)
         if running is not None:
             return running
         _stop_all(paths)  # whatever is left of a half-dead stack
-        _check_binaries()
+        _check_binaries(directory)
         if swarm:
             from devstack import swarm as swarm_engine
 
@@ -267,22 +290,22 @@ def up(state_dir: Path | str = DEFAULT_STATE_DIR, swarm: bool = False) -> dict[s
                 raise StackError("dockerd", reason)
         timings: dict[str, float] = {}
         try:
-            for directory in (paths.berth_dir, paths.logs, paths.tls_dir, paths.ca_dir):
-                directory.mkdir(parents=True, exist_ok=True)
+            for folder in (paths.berth_dir, paths.logs, paths.tls_dir, paths.ca_dir):
+                folder.mkdir(parents=True, exist_ok=True)
             paths.ca_dir.chmod(0o700)
             values = _secrets(paths)
             try:
                 _ensure_tls(paths)
             except Exception as exc:
                 raise StackError("tls", f"cannot make the CA or server certificate: {exc}") from exc
-            ports = _start_slapd(paths, values)
-            extra: dict[str, str] = {}
+            ports, extra = _start_directory(paths, values, directory)
             if swarm:
-                swarm_ports, extra, timings = _start_swarm(paths, values)
+                swarm_ports, swarm_extra, timings = _start_swarm(paths, values)
                 ports.update(swarm_ports)
+                extra |= swarm_extra
             else:
                 ports["registry"] = _start_registry(paths)
-            environment = _environment(paths, ports, values) | extra
+            environment = _environment(paths, ports, values, directory) | extra
             try:
                 seed.seed_demo(environment["BERTH_REGISTRY_URL"], str(paths.ca_cert))
             except Exception as exc:

@@ -27,7 +27,9 @@ def need(reason: str) -> None:
 
 
 @contextmanager
-def running_devstack(tmp_path_factory, label: str, swarm: bool = False) -> Iterator[tuple[Path, dict[str, str]]]:
+def running_devstack(
+    tmp_path_factory, label: str, swarm: bool = False, directory: str = "openldap"
+) -> Iterator[tuple[Path, dict[str, str]]]:
     """A devstack of its own (with ``swarm``, a Docker engine in Swarm mode too): ``(state_dir, env)``.
 
     It is stopped on leaving, whatever happened; if it cannot start, the test fails under
@@ -41,9 +43,9 @@ def running_devstack(tmp_path_factory, label: str, swarm: bool = False) -> Itera
     state_dir = tmp_path_factory.mktemp(label)
     try:
         try:
-            environment = devstack.up(state_dir, swarm=swarm)
+            environment = devstack.up(state_dir, swarm=swarm, directory=directory)
         except Exception as exc:  # any failure to start is reported, not hidden
-            need(f"devstack{' --swarm' if swarm else ''} did not start: {exc}")
+            need(f"devstack{' --swarm' if swarm else ''} --directory {directory} did not start: {exc}")
         yield state_dir, environment
     finally:
         devstack.down(state_dir)

@@ -11,7 +11,15 @@ import time
 from berth.audit import AuditLog
 from berth.auth.directory import Directory, DirectoryUser
 from berth.auth.throttle import LoginThrottle
-from berth.errors import DirectoryUnavailable, InvalidCredentials, LoginThrottled, NotPermitted
+from berth.errors import (
+    AccountUnusable,
+    DirectoryMisconfigured,
+    DirectoryUnavailable,
+    InvalidCredentials,
+    LockoutNear,
+    LoginThrottled,
+    NotPermitted,
+)
 
 log = logging.getLogger(__name__)
 
@@ -25,26 +33,43 @@ class LoginService:
         self.audit = audit
 
     def login(self, username: str, password: str, address: str, channel: str = "web") -> DirectoryUser:
-        """The user for these credentials; raises LoginThrottled, InvalidCredentials or DirectoryUnavailable."""
+        """The user for these credentials; raises LoginThrottled, InvalidCredentials (or a subclass)
+        or DirectoryUnavailable (DirectoryMisconfigured when Berth's settings are at fault)."""
+        attempt = None
         try:
             attempt = self.throttle.begin(address)
+            started = attempt
             user = self.directory.authenticate(
-                username, password, before_bind=lambda account: self.throttle.claim(attempt, account)
+                username, password, before_bind=lambda account: self.throttle.claim(started, account)
             )
+        except LockoutNear:
+            assert attempt is not None
+            self.throttle.finish(attempt, "throttled")
+            self.audit.record("login", "throttled", username, address, f"{channel}: directory lockout near")
+            raise
         except LoginThrottled:
             self.audit.record("login", "throttled", username, address, channel)
             raise
+        except AccountUnusable as exc:
+            assert attempt is not None
+            self.throttle.finish(attempt, "refused")
+            self.audit.record("login", "denied", username, address, f"{channel}: AD {exc.code} {type(exc).__name__}")
+            raise
         except NotPermitted:
+            assert attempt is not None
             self.throttle.finish(attempt, "refused")
             self.audit.record("login", "denied", username, address, f"{channel}: not in the developer group")
             raise
         except InvalidCredentials:
+            assert attempt is not None
             self.throttle.finish(attempt, "failure")
             self.audit.record("login", "failure", username, address, channel)
             raise
         except DirectoryUnavailable as exc:
-            self.throttle.discard(attempt)
-            self.audit.record("login", "error", username, address, f"{channel}: {exc}")
+            if attempt is not None:
+                self.throttle.discard(attempt)
+            detail = exc.detail if isinstance(exc, DirectoryMisconfigured) else exc.message
+            self.audit.record("login", "error", username, address, f"{channel}: {detail}")
             raise
         self.throttle.finish(attempt, "success")
         self.audit.record("login", "success", user.username, address, f"{channel}: {user.role.label}")

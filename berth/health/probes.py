@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlsplit
 
+from berth.auth.directory import Directory
 from berth.catalog.service import CatalogService
 from berth.config import Settings
-from berth.errors import BerthError
+from berth.errors import BerthError, DirectoryMisconfigured, DirectoryUnavailable
+from berth.findings import Finding, Level
 from berth.health.monitor import Probe
 from berth.registry.client import RegistryClient
 from berth.registry.inspect import inspect_registry
@@ -17,8 +19,14 @@ from berth.tls.inspect import inspect_certificates
 log = logging.getLogger(__name__)
 
 
-def build_probes(settings: Settings, registry: RegistryClient, catalog: CatalogService) -> dict[str, Probe]:
-    """Probe functions for registry, nfs, swarm and certs, each returning a JSON-ready report."""
+def build_probes(
+    settings: Settings, registry: RegistryClient, catalog: CatalogService, directory: Directory | None = None
+) -> dict[str, Probe]:
+    """Probe functions for registry, nfs, swarm and certs, each returning a JSON-ready report.
+
+    The certs part also says whether the directory accepts Berth's settings (its TLS, the
+    service account, a search): one service bind and two searches per probe cycle.
+    """
 
     def registry_probe() -> dict:
         return inspect_registry(
@@ -50,15 +58,29 @@ def build_probes(settings: Settings, registry: RegistryClient, catalog: CatalogS
     def certs_probe() -> dict:
         served = served_certificate(settings.registry_url, settings.registry_ca)
         ca_file = settings.ca_dir / "ca.crt"
-        return inspect_certificates(
+        report = inspect_certificates(
             ca_file=ca_file if ca_file.is_file() else settings.registry_ca,
             server_file=held_server_certificate(settings),
             served=served.info,
             hostname=urlsplit(settings.registry_url).hostname or "",
-            ldap_plaintext=settings.ldap_url.startswith("ldap://") and not settings.ldap_start_tls,
-        ).as_dict()
+            ldap_plaintext="ldap://" in settings.ldap_url and not settings.ldap_start_tls,
+        )
+        if directory is not None:
+            report.findings.extend(directory_findings(directory))
+        return report.as_dict()
 
     return {"registry": registry_probe, "nfs": nfs_probe, "swarm": swarm_probe, "certs": certs_probe}
+
+
+def directory_findings(directory: Directory) -> list[Finding]:
+    """What a service bind and a search say about Berth's directory settings."""
+    try:
+        seen = directory.check()
+    except DirectoryMisconfigured as exc:
+        return [Finding(Level.CRITICAL, "Nobody can log in: the directory refuses Berth's settings.", exc.detail)]
+    except DirectoryUnavailable:
+        return [Finding(Level.WARNING, "The directory does not answer; logins fail until it does.", directory.url)]
+    return [Finding(Level.OK, "The directory accepts Berth's service account and searches.", "", seen)]
 
 
 def held_server_certificate(settings: Settings):

@@ -84,7 +84,8 @@ def test_service_account_refused_is_directory_problem(settings):
     client = make_app(settings.replace(ldap_bind_password="not-the-password")).test_client()
     response = _login(client, "alice", "alice-pw")
     assert response.status_code == 503
-    assert "Directory unreachable: it refused Berth" in response.get_data(as_text=True)
+    # a wrong service password is a setting to fix, not an outage (issue 17)
+    assert "directory settings are wrong" in response.get_data(as_text=True)
 
 
 def test_start_tls_with_ca(settings):
@@ -239,3 +240,11 @@ def _login(client, username, password):
 def _root(stack):
     server = Server(stack["BERTH_LDAP_URL"])
     return Connection(server, stack["DEVSTACK_LDAP_ROOT_DN"], stack["DEVSTACK_LDAP_ROOT_PASSWORD"], auto_bind=True)
+
+
+@pytest.mark.parametrize(("nested", "role"), [(False, "developer"), (True, "ops")])
+def test_nested_groups_by_walking_the_directory(settings, nested, role):
+    """erin is in platform-team, which is in registry-ops; OpenLDAP has no in-chain rule."""
+    client = make_app(settings.replace(ldap_nested_groups=nested)).test_client()
+    assert _login(client, "erin", "erin-pw").status_code == 303
+    assert f"role-{role}" in client.get("/").get_data(as_text=True)

@@ -30,9 +30,9 @@ def test_unknown_names_cost_a_bind_like_known_ones(settings, monkeypatch):
     binds = []
     real = Directory._bind_as
 
-    def spy(self, dn, password):
+    def spy(self, url, dn, password):
         binds.append(dn)
-        return real(self, dn, password)
+        return real(self, url, dn, password)
 
     monkeypatch.setattr(Directory, "_bind_as", spy)
     client = make_app(settings).test_client()

@@ -199,7 +199,8 @@ def test_service_account_finds_users_and_groups(own_stack: tuple[Path, dict[str,
     conn.search(env["BERTH_LDAP_ADMIN_GROUP"], "(objectClass=*)", ldap3.BASE, attributes=["member"])
     assert [str(v) for v in conn.entries[0].member.values] == [alice]
     conn.search(env["BERTH_LDAP_OPS_GROUP"], "(objectClass=*)", ldap3.BASE, attributes=["uniqueMember"])
-    assert sorted(str(v) for v in conn.entries[0].uniqueMember.values) == sorted([alice, olivia])
+    nested = f"cn=platform-team,{env['BERTH_LDAP_GROUP_BASE']}"  # erin's team, inside registry-ops
+    assert sorted(str(v) for v in conn.entries[0].uniqueMember.values) == sorted([alice, olivia, nested])
     conn.unbind()
 
 
