@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STATE := .devstack
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := slapd ldap-utils docker-registry docker.io skopeo chromium nginx
+APT_PACKAGES := slapd ldap-utils docker-registry docker.io skopeo chromium nginx libnginx-mod-stream
 PYTEST_ARGS ?=
 
 .PHONY: help deps system-deps demo test unit lint bench screenshots stack-up stack-down clean

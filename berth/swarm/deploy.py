@@ -122,6 +122,7 @@ def desired_spec(current: dict | None, settings: Settings, config_ref: dict, sec
     template["RestartPolicy"] = {"Condition": "on-failure", "Delay": RESTART_DELAY_SECONDS * NANO, "MaxAttempts": 0}
     if settings.swarm_placement:
         template.setdefault("Placement", {})["Constraints"] = list(settings.swarm_placement)
+    _spread(spec, settings.registry_replicas)
     port = registry_port(settings)
     if settings.swarm_host_network:
         template["Networks"] = [{"Target": "host"}]
@@ -138,6 +139,24 @@ def desired_spec(current: dict | None, settings: Settings, config_ref: dict, sec
     spec["UpdateConfig"] = {**policy, "FailureAction": "rollback"}
     spec["RollbackConfig"] = {**policy, "FailureAction": "pause"}
     return spec
+
+
+def replica_count(spec: dict) -> int:
+    """The replicas a replicated spec asks for (1 for any other mode)."""
+    return int((spec.get("Mode") or {}).get("Replicated", {}).get("Replicas", 1))
+
+
+def _spread(spec: dict, replicas: int | None) -> None:
+    """Set the replica count (None keeps it); two or more run at most one per node.
+
+    One per node: on the host network each replica binds its node's port, and a node that
+    fails takes only one replica with it.
+    """
+    if replicas is not None:
+        spec["Mode"] = {"Replicated": {"Replicas": replicas}}
+    placement = spec["TaskTemplate"].setdefault("Placement", {})
+    if replica_count(spec) > 1:
+        placement["MaxReplicas"] = 1
 
 
 def _owned(client: docker.DockerClient, spec: dict, settings: Settings) -> dict[str, object]:
@@ -169,6 +188,8 @@ def _owned(client: docker.DockerClient, spec: dict, settings: Settings) -> dict[
         "stop grace period": container.get("StopGracePeriod"),
         "restart policy": {k: (template.get("RestartPolicy") or {}).get(k) for k in ("Condition", "Delay")},
         "placement": (template.get("Placement") or {}).get("Constraints") if settings.swarm_placement else None,
+        "replicas": replica_count(spec) if settings.registry_replicas else None,
+        "replicas per node": (template.get("Placement") or {}).get("MaxReplicas") if replica_count(spec) > 1 else None,
         "networks": sorted(networks),
         "ports": [
             (p.get("TargetPort"), p.get("PublishedPort"), p.get("PublishMode", "ingress"))
