@@ -14,7 +14,8 @@ Each node is a ``dockerd`` in namespaces of its own, started as
   which is what a node that booted before the NFS server answered (fstab ``bg``) has.
 
 ``node1`` inits the Swarm on its address and is the manager (``DOCKER_HOST``); the others
-join as workers. The registry image is imported on every node. The registry service runs
+join as workers. The registry image and a python3 image for the per-node checks
+(:mod:`devstack.checkimage`) are imported on every node. The registry service runs
 on the host network of its nodes (at most one replica per node, ``http.addr :PORT``) and
 :mod:`devstack.balancer` listens on loopback at the same port, in front of every node.
 """
@@ -31,7 +32,7 @@ import docker
 import docker.errors
 import yaml
 
-from devstack import balancer, netns, procs, swarm
+from devstack import balancer, checkimage, netns, procs, swarm
 from devstack.ports import LOOPBACK, free_port
 
 CERTS_D = Path("/etc/docker/certs.d")
@@ -109,6 +110,7 @@ class NodesStack:
             "BERTH_SWARM_SERVICE": swarm.SERVICE,
             "BERTH_SWARM_HOST_NETWORK": "true",
             "BERTH_REGISTRY_REPLICAS": "2",
+            "BERTH_NODE_CHECK_IMAGE": checkimage.IMAGE,
             "DEVSTACK_SWARM": "1",
             "DEVSTACK_NODES": ",".join(f"{n.name}={n.address}" for n in self.network.nodes),
         }
@@ -127,7 +129,7 @@ def start(state_root: Path, count: int, *, data_dir: Path, server_cert: Path, se
 
     On failure raises :class:`devstack.swarm.SwarmError`; the caller runs :func:`stop`.
     """
-    reason = swarm.missing_reason() or balancer.missing_reason()
+    reason = swarm.missing_reason() or balancer.missing_reason() or checkimage.missing_reason()
     if reason:
         raise swarm.SwarmError("nodes", reason)
     network = netns.plan(state_root, count, netns.pick_subnet())
@@ -162,6 +164,7 @@ def _run_registry(state_root: Path, network: netns.Network, clients: list[docker
     mark = time.monotonic()
     for client in clients:
         swarm.import_registry_image(client)
+    checkimage.import_image(clients)
     timings["image"] = time.monotonic() - mark
     port = free_port()
     log = state_root / "logs" / "balancer.log"

@@ -25,6 +25,7 @@ from berth.swarm.converge import (  # noqa: F401  (part of this module's interfa
     now_utc,
     wait_converged,
 )
+from berth.swarm.noderules import STORAGE_CONSTRAINT
 
 LABEL = "berth.managed"
 NANO = 1_000_000_000
@@ -120,8 +121,10 @@ def desired_spec(current: dict | None, settings: Settings, config_ref: dict, sec
     container["Mounts"] = [*mounts, {"Type": "bind", "Source": nfs, "Target": nfs}]
     container["StopGracePeriod"] = (DRAIN_SECONDS + 5) * NANO  # let the registry drain before SIGKILL
     template["RestartPolicy"] = {"Condition": "on-failure", "Delay": RESTART_DELAY_SECONDS * NANO, "MaxAttempts": 0}
-    if settings.swarm_placement:
-        template.setdefault("Placement", {})["Constraints"] = list(settings.swarm_placement)
+    # Never on a node whose storage check failed (berth.swarm.nodecheck labels it).
+    placement = template.setdefault("Placement", {})
+    kept = settings.swarm_placement or [c for c in placement.get("Constraints") or [] if c != STORAGE_CONSTRAINT]
+    placement["Constraints"] = [*kept, STORAGE_CONSTRAINT]
     _spread(spec, settings.registry_replicas)
     port = registry_port(settings)
     if settings.swarm_host_network:
@@ -187,7 +190,7 @@ def _owned(client: docker.DockerClient, spec: dict, settings: Settings) -> dict[
         "storage mount": [m for m in container.get("Mounts") or [] if m.get("Target") == str(settings.nfs_path)],
         "stop grace period": container.get("StopGracePeriod"),
         "restart policy": {k: (template.get("RestartPolicy") or {}).get(k) for k in ("Condition", "Delay")},
-        "placement": (template.get("Placement") or {}).get("Constraints") if settings.swarm_placement else None,
+        "placement": (template.get("Placement") or {}).get("Constraints"),
         "replicas": replica_count(spec) if settings.registry_replicas else None,
         "replicas per node": (template.get("Placement") or {}).get("MaxReplicas") if replica_count(spec) > 1 else None,
         "networks": sorted(networks),

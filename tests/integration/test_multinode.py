@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
 from berth.audit import AuditLog
 from berth.config import Settings
@@ -31,6 +32,10 @@ from berth.jobs.selftest import REPOSITORY, TAG
 from berth.jobs.store import JobRecord, JobStore
 from berth.registry.client import RegistryClient
 from berth.swarm.inspect import docker_client, find_service
+from berth.swarm.nodecheck import apply_storage_labels, check_nodes
+from berth.swarm.noderules import STORAGE_LABEL, NodeReport
+from berth.tls.certs import fingerprint
+from devstack.nodes import set_storage
 from tests.helpers import need, running_devstack
 
 NODES = 3
@@ -187,3 +192,72 @@ def test_no_pull_fails_during_rotate_certs(cluster: Cluster) -> None:
     assert puller.failures == [], puller.failures[:5]
     assert cluster.skopeo() == digest
     assert len(set(cluster.task_nodes())) == 2
+
+
+def _catalog(cluster: Cluster) -> list[str]:
+    client = RegistryClient(cluster.settings.registry_url, ca_bundle=cluster.settings.ca_dir / "ca.crt")
+    try:
+        return client.catalog()
+    finally:
+        client.close()
+
+
+def _ca_fingerprint(cluster: Cluster) -> str:
+    return fingerprint(x509.load_pem_x509_certificate((cluster.settings.ca_dir / "ca.crt").read_bytes()))
+
+
+def _check(cluster: Cluster) -> dict[str, NodeReport]:
+    began = time.monotonic()
+    reports = check_nodes(cluster.client, cluster.settings, _catalog(cluster), [_ca_fingerprint(cluster)])
+    print(f"\n[figures] node checks (a global-job on {len(reports)} nodes): {time.monotonic() - began:.1f} s")
+    return {r.node: r for r in reports}
+
+
+def test_node_checks_report_every_node(cluster: Cluster) -> None:
+    reports = _check(cluster)
+    assert sorted(reports) == [f"node{i}" for i in range(1, NODES + 1)]
+    for report in reports.values():
+        assert report.nfs.ok and report.ca.ok, report.as_dict()
+        assert report.nfs.details["missing_count"] == 0 and report.nfs.details["expected"] >= 5
+        assert "not on NFS" in report.nfs.findings[0].message  # devstack has no kernel NFS
+
+
+def test_a_node_without_the_shared_storage_is_labelled_and_loses_its_task(cluster: Cluster) -> None:
+    storage = cluster.settings.nfs_path
+    victim = cluster.task_nodes()[0]
+    set_storage(cluster.state_dir, victim, storage, local=True)  # the fstab `bg` trap
+    try:
+        reports = _check(cluster)
+        assert not reports[victim].nfs.ok and "are not in" in str(reports[victim].as_dict())
+        assert all(r.nfs.ok for name, r in reports.items() if name != victim)
+        changes = apply_storage_labels(cluster.client, list(reports.values()))
+        assert changes == [f"{victim}: labelled {STORAGE_LABEL}=bad, the registry moves off it"]
+        assert reports[victim].labels[STORAGE_LABEL] == "bad"
+        running = cluster.task_nodes()
+        deadline = time.monotonic() + 60
+        while (victim in running or len(running) != 2) and time.monotonic() < deadline:  # Swarm moves it off
+            running = cluster.task_nodes()
+            time.sleep(0.5)
+        assert victim not in running and len(set(running)) == 2
+    finally:
+        set_storage(cluster.state_dir, victim, storage, local=False)
+    reports = _check(cluster)
+    assert reports[victim].nfs.ok
+    assert apply_storage_labels(cluster.client, list(reports.values())) == [
+        f"{victim}: storage passes, label {STORAGE_LABEL} lifted"
+    ]
+    assert STORAGE_LABEL not in reports[victim].labels
+
+
+def test_distribute_ca_fixes_a_node_without_the_ca(cluster: Cluster) -> None:
+    host = cluster.settings.registry_host
+    node_ca = cluster.state_dir / "nodes" / "node2" / "certs.d" / host / "ca.crt"
+    node_ca.unlink()
+    reports = _check(cluster)
+    assert not reports["node2"].ca.ok and "missing" in reports["node2"].ca.findings[0].message
+    assert reports["node1"].ca.ok
+    job = cluster.run("distribute-ca")
+    assert job.status == "succeeded", _logs(job)
+    assert job.result["nodes"] == {f"node{i}": True for i in range(1, NODES + 1)}
+    assert node_ca.read_bytes() == (cluster.settings.ca_dir / "ca.crt").read_bytes()
+    assert _check(cluster)["node2"].ca.ok
