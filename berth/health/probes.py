@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import time
 from urllib.parse import urlsplit
 
 from berth.catalog.service import CatalogService
 from berth.config import Settings
 from berth.errors import BerthError
-from berth.health.monitor import Probe
+from berth.health.monitor import NODES, Probe
 from berth.registry.client import RegistryClient
 from berth.registry.inspect import inspect_registry
 from berth.tls.certs import served_certificate
@@ -58,7 +59,28 @@ def build_probes(settings: Settings, registry: RegistryClient, catalog: CatalogS
             ldap_plaintext=settings.ldap_url.startswith("ldap://") and not settings.ldap_start_tls,
         ).as_dict()
 
-    return {"registry": registry_probe, "nfs": nfs_probe, "swarm": swarm_probe, "certs": certs_probe}
+    probes = {"registry": registry_probe, "nfs": nfs_probe, "swarm": swarm_probe, "certs": certs_probe}
+    probes[NODES] = nodes_probe(settings, catalog)  # reports nothing on a single node
+    return probes
+
+
+def nodes_probe(settings: Settings, catalog: CatalogService) -> Probe:
+    """The per-node checks, at most every BERTH_NODE_CHECK_INTERVAL (each run starts a task per node)."""
+    last: dict = {}
+
+    def probe() -> dict:
+        if last and time.monotonic() - last["at"] < settings.node_check_interval:
+            return last["report"]
+        from berth.swarm.nodecheck import node_status
+
+        try:
+            names = catalog.repositories()
+        except BerthError:
+            names = []
+        last.update(at=time.monotonic(), report=node_status(settings, names))
+        return last["report"]
+
+    return probe
 
 
 def held_server_certificate(settings: Settings):

@@ -15,17 +15,21 @@ The same job, given a PEM bundle, writes it as the node's ``ca.crt`` first (dist
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
 import docker
+import requests
 from docker.types import ContainerSpec, Mount, RestartPolicy, ServiceMode, TaskTemplate
 
 from berth.config import Settings
-from berth.errors import JobFailed
+from berth.errors import BerthError, JobFailed
 from berth.swarm import noderules
+from berth.swarm.inspect import docker_client
 from berth.swarm.noderules import NodeReport
 
+log = logging.getLogger(__name__)
 PROBE_SOURCE = (Path(__file__).parent / "node_probe.py").read_text()
 CERTS_D = "/etc/docker/certs.d"
 IN_TASK_CERTS_D = "/berth/certs.d"
@@ -103,6 +107,28 @@ def check_nodes(client: docker.DockerClient, settings: Settings, repositories: l
     labels = {n["Description"]["Hostname"]: n["Spec"].get("Labels") or {} for n in client.api.nodes()}
     seen = run_probes(client, settings, repositories, write_ca)
     return [noderules.judge(item, wanted_ca, labels.get(item["node"], {})) for item in seen]
+
+
+def node_status(settings: Settings, repositories: list[str]) -> dict:
+    """The health row of the node checks: ``{"nodes": [...]}``, labels applied; no nodes when single-node."""
+    from berth.jobs.distribute import trust_bundle
+
+    try:
+        client = docker_client(settings.docker_host, timeout=30)
+    except (docker.errors.DockerException, requests.RequestException) as exc:
+        return {"nodes": None, "error": f"No Docker engine answers: {type(exc).__name__}"}
+    try:
+        if len(client.api.nodes()) < 2:
+            return {"nodes": None}
+        wanted = trust_bundle(settings)[1] if (settings.ca_dir / "ca.crt").is_file() else []
+        reports = check_nodes(client, settings, repositories, wanted)
+        for change in apply_storage_labels(client, reports):
+            log.warning("node check: %s", change)
+        return {"nodes": [r.as_dict() for r in reports]}
+    except (BerthError, docker.errors.DockerException, requests.RequestException) as exc:
+        return {"nodes": None, "error": str(exc)[:300]}
+    finally:
+        client.close()
 
 
 def apply_storage_labels(client: docker.DockerClient, reports: list[NodeReport]) -> list[str]:

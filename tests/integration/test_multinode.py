@@ -36,7 +36,7 @@ from berth.swarm.nodecheck import apply_storage_labels, check_nodes
 from berth.swarm.noderules import STORAGE_LABEL, NodeReport
 from berth.tls.certs import fingerprint
 from devstack.nodes import set_storage
-from tests.helpers import need, running_devstack
+from tests.helpers import AuthActions, make_app, need, running_devstack
 
 NODES = 3
 pytestmark = [pytest.mark.swarm]
@@ -261,3 +261,17 @@ def test_distribute_ca_fixes_a_node_without_the_ca(cluster: Cluster) -> None:
     assert job.result["nodes"] == {f"node{i}": True for i in range(1, NODES + 1)}
     assert node_ca.read_bytes() == (cluster.settings.ca_dir / "ca.crt").read_bytes()
     assert _check(cluster)["node2"].ca.ok
+
+
+def test_status_and_health_show_every_node(cluster: Cluster) -> None:
+    settings = cluster.settings.replace(background=False)
+    client = make_app(settings).test_client()
+    body = client.get("/api/v1/status", auth=("olivia", "olivia-pw")).get_json()
+    nodes = {n["node"]: n for n in body["nodes"]}
+    assert sorted(nodes) == [f"node{i}" for i in range(1, NODES + 1)]
+    for node in nodes.values():
+        assert node["nfs"]["state"] == "warning" and node["ca"]["state"] == "healthy", node  # warning: not NFS
+        assert node["nfs"]["ok"] and isinstance(node["labels"], dict)
+    AuthActions(client).login("olivia")
+    page = client.get("/health").get_data(as_text=True)
+    assert "<h2>Nodes</h2>" in page and all(f"<td>node{i}</td>" in page for i in range(1, NODES + 1))
