@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STATE := .devstack
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := slapd ldap-utils samba docker-registry docker.io skopeo chromium nginx
+APT_PACKAGES := slapd ldap-utils samba docker-registry docker.io skopeo chromium nginx libnginx-mod-stream
 DIRECTORY ?= openldap
 PYTEST_ARGS ?=
 

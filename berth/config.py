@@ -55,6 +55,9 @@ class Settings:
     swarm_host_network: bool = False
     swarm_converge_timeout: float = 120.0
     swarm_placement: tuple[str, ...] = ()
+    registry_replicas: int | None = None  # None: keep the service's count (1 for a new one)
+    node_check_image: str = "berth:latest"
+    node_check_interval: float = 300.0
     registry_hostnames: tuple[str, ...] = ()
     cert_days: int = 90
     ca_dir: Path = _CA_IN_DATA_DIR
@@ -188,6 +191,9 @@ class Settings:
             registry_image=env.get("BERTH_REGISTRY_IMAGE") or "registry:2",
             swarm_host_network=env.flag("BERTH_SWARM_HOST_NETWORK", False),
             swarm_converge_timeout=env.number("BERTH_SWARM_CONVERGE_TIMEOUT", 120.0, float),
+            registry_replicas=env.number("BERTH_REGISTRY_REPLICAS", None, int),
+            node_check_image=env.get("BERTH_NODE_CHECK_IMAGE") or "berth:latest",
+            node_check_interval=env.number("BERTH_NODE_CHECK_INTERVAL", 300.0, float),
             swarm_placement=tuple(c.strip() for c in (env.get("BERTH_SWARM_PLACEMENT") or "").split(",") if c.strip()),
             registry_hostnames=hostnames,
             cert_days=env.number("BERTH_CERT_DAYS", 90, int),

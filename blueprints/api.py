@@ -70,13 +70,15 @@ def tag(name: str, reference: str):
 @requires(Role.OPS)
 def status():
     """``{"registry": {...}, "nfs": {...}, "swarm": {...}, "certs": {...}}``, each with ok, error, findings."""
-    return jsonify(services().health.current())
+    status = services().health.current()
+    nodes = services().health.nodes(stale_after=3 * services().settings.node_check_interval)
+    return jsonify(status | {"nodes": nodes} if nodes is not None else status)
 
 
 @bp.route("/jobs", methods=["POST"])
 @requires(Role.ADMIN)
 def create_job():
-    """``{"kind": "setup" | "rotate-certs"}`` -> 202 ``{"id", "kind", "status"}``; 409 with the running job's id."""
+    """``{"kind": KIND}`` (a JobKind) -> 202 ``{"id", "kind", "status"}``; 409 with the running job's id."""
     if not request.is_json:
         return jsonify(error="Send a JSON body with Content-Type: application/json."), 415
     try:

@@ -53,6 +53,7 @@ def health():
         components=COMPONENTS,
         titles=TITLES,
         detail_rows=detail_rows_of,
+        nodes=services().health.nodes(stale_after=3 * services().settings.node_check_interval),
     )
 
 

@@ -43,6 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="openldap",
         help="the directory server: OpenLDAP (default) or a Samba Active Directory domain controller",
     )
+    start.add_argument(
+        "--nodes",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N (2-4) engines in network namespaces of their own as one Swarm, a TCP balancer in front",
+    )
     commands.add_parser("down", parents=[common], help="stop what `up` started")
     commands.add_parser("env", parents=[common], help="print the environment of the running stack")
     return parser
@@ -56,14 +63,15 @@ def main(argv: list[str] | None = None) -> int:
             began = time.monotonic()
             state_file = Path(args.state_dir).expanduser() / "state.json"
             before = state_file.stat().st_mtime_ns if state_file.exists() else None
-            environment = up(args.state_dir, swarm=args.swarm, directory=args.directory)
+            environment = up(args.state_dir, swarm=args.swarm, directory=args.directory, nodes=args.nodes)
             sys.stdout.write(format_env(environment))
             detail = ""
             if before is not None and state_file.stat().st_mtime_ns == before:  # nothing was started
                 detail = " (already running)"
             elif environment.get("DEVSTACK_SWARM") == "1":
                 steps = swarm_timings(args.state_dir)
-                names = (("engine", "engine"), ("swarm_init", "swarm init"), ("image", "image"))
+                names = (("engine", "engine"), ("engines", "engines"), ("swarm_init", "swarm init"),
+                         ("swarm", "swarm"), ("image", "image"))  # fmt: skip
                 parts = [f"{label} {steps[key]:.1f}s" for key, label in names if key in steps]
                 if "service_converge" in steps:
                     parts.append(f"service converged {steps['service_converge']:.1f}s")

@@ -86,10 +86,13 @@ def start(
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
     pass_fds: tuple[int, ...] = (),
+    binary: str | None = None,
 ) -> ProcRecord:
     """Start ``argv`` detached (new session, output to ``log_path``) and record its pid.
 
     ``pass_fds`` are inherited (e.g. a lock the process holds for as long as it lives).
+    ``binary`` names the program the process ends up as when ``argv`` is a wrapper that
+    execs it (``nsenter ... unshare ... dockerd``); by default the basename of ``argv[0]``.
     """
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -107,7 +110,7 @@ def start(
         )
     # Popen returns once exec has begun, which can be before the kernel has set up the
     # new argv: wait (briefly) until /proc shows the new program, so the record is exact.
-    binary = os.path.basename(argv[0])
+    binary = binary or os.path.basename(argv[0])
     start_time = None
     deadline = time.monotonic() + 2.0
     while time.monotonic() < deadline and proc.poll() is None:

@@ -6,6 +6,10 @@ A second ``up`` while everything still runs changes nothing and returns the same
 environment; if something died, the stack is stopped and started afresh (same secrets and
 CA, possibly new ports). ``down`` stops exactly the processes ``up`` recorded.
 
+``up(nodes=N)`` starts N engines in network namespaces of their own as one Swarm, with a
+TCP balancer in front of the registry replicas (:mod:`devstack.nodes`); its
+``BERTH_REGISTRY_URL`` is the balancer.
+
 ``up(swarm=True)`` starts, instead of the plain registry process, a private Docker engine
 in Swarm mode running the registry as the Swarm service ``registry``
 (:mod:`devstack.swarm`), and adds ``DOCKER_HOST``, ``BERTH_REGISTRY_IMAGE``,
@@ -33,6 +37,7 @@ COMPONENTS = ("slapd", "registry")  # start order; stopped in reverse
 SWARM_COMPONENTS = ("slapd", "dockerd")  # with --swarm the registry is a task of dockerd
 _STOP_ORDER = ("dockerd", "registry", "slapd", "samba")
 DIRECTORIES = ("openldap", "ad")
+MIN_NODES, MAX_NODES = 2, 4
 DEFAULT_STATE_DIR = ".devstack"
 _PORT_ATTEMPTS = 3
 
@@ -147,7 +152,24 @@ def format_env(environment: dict[str, str]) -> str:
     return "".join(f"export {name}={shlex.quote(value)}\n" for name, value in environment.items())
 
 
-def _running_env(paths: _Paths, swarm: bool = False, directory: str | None = None) -> dict[str, str] | None:
+def _components_running(paths: _Paths, environment: dict[str, str]) -> bool:
+    """Whether every process of the recorded stack is still the one that was started."""
+    directory = "samba" if environment.get("DEVSTACK_DIRECTORY", "openldap") == "ad" else "slapd"
+    if environment.get("DEVSTACK_NODES"):
+        from devstack import nodes
+
+        names = [item.split("=", 1)[0] for item in environment["DEVSTACK_NODES"].split(",")]
+        records = [procs.load(paths.root, n) for n in (directory, "balancer")]
+        records += [procs.load(nodes.node_root(paths.root, n), "dockerd") for n in names]
+    else:
+        chosen = SWARM_COMPONENTS if environment.get("DEVSTACK_SWARM") == "1" else COMPONENTS
+        records = [procs.load(paths.root, directory if name == "slapd" else name) for name in chosen]
+    return all(record is not None and procs.is_running(record) for record in records)
+
+
+def _running_env(
+    paths: _Paths, swarm: bool = False, directory: str | None = None, nodes: int = 0
+) -> dict[str, str] | None:
     """Return the recorded environment if every component is still the process we started.
 
     With ``swarm``, only a stack that runs the Swarm engine counts as running; with
@@ -159,18 +181,13 @@ def _running_env(paths: _Paths, swarm: bool = False, directory: str | None = Non
     except (OSError, ValueError, KeyError, TypeError):
         return None
     with_swarm = environment.get("DEVSTACK_SWARM") == "1"
-    if swarm and not with_swarm:
+    count = len(environment.get("DEVSTACK_NODES", "").split(",")) if environment.get("DEVSTACK_NODES") else 0
+    if (swarm and not with_swarm) or (nodes and nodes != count):
         return None
     running_directory = environment.get("DEVSTACK_DIRECTORY", "openldap")
     if directory is not None and directory != running_directory:
         return None
-    for name in SWARM_COMPONENTS if with_swarm else COMPONENTS:
-        if name == "slapd" and running_directory == "ad":
-            name = "samba"
-        record = procs.load(paths.root, name)
-        if record is None or not procs.is_running(record):
-            return None
-    return environment
+    return environment if _components_running(paths, environment) else None
 
 
 def _port_taken(record: procs.ProcRecord) -> bool:
@@ -246,6 +263,22 @@ def _start_swarm(paths: _Paths, values: dict[str, str]) -> tuple[dict[str, int],
     return {"registry": started.registry_port, "swarm": started.swarm_port}, extra, started.timings
 
 
+def _start_nodes(paths: _Paths, values: dict[str, str], count: int) -> tuple[dict[str, int], dict[str, str], dict]:
+    """Start the multi-node Swarm and its balancer; return ports, env additions and timings."""
+    from devstack import nodes, swarm
+
+    try:
+        started = nodes.start(paths.root, count, data_dir=paths.registry_data, server_cert=paths.server_cert,
+                              server_key=paths.server_key, ca_cert=paths.ca_cert,
+                              http_secret=values["registry_http_secret"])  # fmt: skip
+    except swarm.SwarmError as exc:
+        raise StackError(exc.component, exc.reason, exc.log) from exc
+    except OSError as exc:
+        raise StackError("nodes", f"cannot prepare the nodes: {exc}", paths.log("balancer")) from exc
+    extra = started.environment() | {"BERTH_CA_DIR": str(paths.ca_dir)}
+    return {"registry": started.registry_port}, extra, started.timings
+
+
 def _check_binaries(directory: str) -> None:
     needed = [("slapd", ldap.SLAPD), ("slapd", ldap.SLAPADD)] if directory == "openldap" else []
     needed += [("samba", ad.SAMBA), ("samba", ad.SAMBA_TOOL)] if directory == "ad" else []
@@ -265,10 +298,13 @@ def _start_directory(paths: _Paths, values: dict[str, str], directory: str) -> t
     return {"ldap": ad.LDAP_PORT, "ldaps": ad.LDAPS_PORT}, extra
 
 
-def up(state_dir: Path | str = DEFAULT_STATE_DIR, swarm: bool = False, directory: str = "openldap") -> dict[str, str]:
+def up(
+    state_dir: Path | str = DEFAULT_STATE_DIR, swarm: bool = False, directory: str = "openldap", nodes: int = 0
+) -> dict[str, str]:
     """Start the stack under ``state_dir`` (or find it running) and return its environment.
 
-    With ``swarm`` the registry runs as a Swarm service of a private Docker engine. With
+    With ``swarm`` the registry runs as a Swarm service of a private Docker engine; with
+    ``nodes`` (2..4) as replicas on that many engines, each in its own namespaces. With
     ``directory="ad"`` the directory is a Samba AD domain controller (:mod:`devstack.ad`)
     instead of OpenLDAP. Raises :class:`StackError` after stopping whatever it started if a
     component fails.
@@ -277,12 +313,14 @@ def up(state_dir: Path | str = DEFAULT_STATE_DIR, swarm: bool = False, directory
         raise StackError("directory", f"must be one of {', '.join(DIRECTORIES)}, not {directory!r}")
     paths = _Paths(state_dir)
     with _locked(paths):
-        running = _running_env(paths, swarm, directory)
+        if nodes and not MIN_NODES <= nodes <= MAX_NODES:
+            raise StackError("nodes", f"--nodes takes {MIN_NODES} to {MAX_NODES}, not {nodes}")
+        running = _running_env(paths, swarm, directory, nodes)
         if running is not None:
             return running
         _stop_all(paths)  # whatever is left of a half-dead stack
         _check_binaries(directory)
-        if swarm:
+        if swarm or nodes:
             from devstack import swarm as swarm_engine
 
             reason = swarm_engine.missing_reason()
@@ -299,8 +337,11 @@ def up(state_dir: Path | str = DEFAULT_STATE_DIR, swarm: bool = False, directory
             except Exception as exc:
                 raise StackError("tls", f"cannot make the CA or server certificate: {exc}") from exc
             ports, extra = _start_directory(paths, values, directory)
-            if swarm:
+            if nodes:
+                swarm_ports, swarm_extra, timings = _start_nodes(paths, values, nodes)
+            elif swarm:
                 swarm_ports, swarm_extra, timings = _start_swarm(paths, values)
+            if swarm or nodes:
                 ports.update(swarm_ports)
                 extra |= swarm_extra
             else:
@@ -309,13 +350,13 @@ def up(state_dir: Path | str = DEFAULT_STATE_DIR, swarm: bool = False, directory
             try:
                 seed.seed_demo(environment["BERTH_REGISTRY_URL"], str(paths.ca_cert))
             except Exception as exc:
-                log = paths.log("dockerd" if swarm else "registry")
+                log = paths.log("balancer" if nodes else "dockerd" if swarm else "registry")
                 raise StackError("seed", f"pushing the demo images failed: {exc}", log) from exc
         except BaseException:
             _stop_all(paths)
             raise
         state: dict[str, object] = {"ports": ports, "env": environment}
-        if swarm:
+        if swarm or nodes:
             state["swarm_timings"] = timings
         paths.state.write_text(json.dumps(state, indent=2) + "\n")
         write_private(paths.env_file, format_env(environment))
@@ -326,6 +367,10 @@ def _stop_all(paths: _Paths) -> None:
     recorded = [record.name for record in procs.load_all(paths.root)]
     order = [name for name in _STOP_ORDER if name in recorded]
     order += [name for name in recorded if name not in order]
+    if (paths.root / "nodes").is_dir():
+        from devstack import nodes  # balancer, engines, namespaces, veths, bridge
+
+        nodes.stop(paths.root)
     if "dockerd" in recorded or (paths.root / "docker").exists():
         from devstack import swarm  # the engine, its leftovers, mounts and directories
 

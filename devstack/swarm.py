@@ -37,6 +37,7 @@ import signal
 import subprocess
 import tarfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -161,8 +162,11 @@ def client_for(paths: EnginePaths, timeout: float = 30.0) -> docker.DockerClient
     return docker.DockerClient(base_url=paths.docker_host, timeout=timeout)
 
 
-def start_engine(paths: EnginePaths, timeout: float = 30.0) -> docker.DockerClient:
-    """Start ``dockerd`` for ``paths``, wait until it answers and return a client of it."""
+def start_engine(paths: EnginePaths, timeout: float = 30.0, wrapper: Sequence[str] = ()) -> docker.DockerClient:
+    """Start ``dockerd`` for ``paths``, wait until it answers and return a client of it.
+
+    ``wrapper`` is a command that execs ``dockerd`` in the end (namespaces, mounts of a node).
+    """
     for directory in (paths.base, paths.run, paths.data_root, paths.exec_root):
         directory.mkdir(parents=True, exist_ok=True)
     paths.run.chmod(0o700)
@@ -202,7 +206,8 @@ def start_engine(paths: EnginePaths, timeout: float = 30.0) -> docker.DockerClie
         # Use the imported image as it is: no pull attempt (there is no outside network).
         "DOCKER_SERVICE_PREFER_OFFLINE_IMAGE": "1",
     }
-    record = procs.start(paths.state_root, "dockerd", argv, paths.log, env=env, cwd=paths.base)
+    argv = [*wrapper, *argv]
+    record = procs.start(paths.state_root, "dockerd", argv, paths.log, env=env, cwd=paths.base, binary="dockerd")
     deadline = time.monotonic() + timeout
     last = "no answer"
     while True:
@@ -353,8 +358,12 @@ def deploy_registry(
     key: bytes,
     image: str = IMAGE,
     name: str = SERVICE,
+    replicas: int = 1,
 ) -> Any:
-    """Create the registry service (replacing one of that name); return it."""
+    """Create the registry service (replacing one of that name); return it.
+
+    With several ``replicas``, at most one runs on a node (each binds the port of its node).
+    """
     config_data = config_text.encode()
     config_name = _versioned("registry-config", config_data)
     cert_name = _versioned("registry-crt", cert)
@@ -371,7 +380,8 @@ def deploy_registry(
         labels={LABEL: "registry"},
         networks=["host"],
         endpoint_spec=EndpointSpec(mode="dnsrr"),  # host network: nothing to publish
-        mode=ServiceMode("replicated", replicas=1),
+        mode=ServiceMode("replicated", replicas=replicas),
+        maxreplicas=1 if replicas > 1 else None,
         mounts=[Mount(target=str(data_dir), source=str(data_dir), type="bind")],
         configs=[ConfigReference(config_id, config_name, filename=CONFIG_TARGET, mode=0o444)],
         secrets=[

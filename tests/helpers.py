@@ -28,9 +28,11 @@ def need(reason: str) -> None:
 
 @contextmanager
 def running_devstack(
-    tmp_path_factory, label: str, swarm: bool = False, directory: str = "openldap"
+    tmp_path_factory, label: str, swarm: bool = False, directory: str = "openldap", nodes: int = 0
 ) -> Iterator[tuple[Path, dict[str, str]]]:
     """A devstack of its own (with ``swarm``, a Docker engine in Swarm mode too): ``(state_dir, env)``.
+
+    With ``nodes``, that many engines in namespaces of their own, one Swarm, a balancer.
 
     It is stopped on leaving, whatever happened; if it cannot start, the test fails under
     CI=true and skips elsewhere.
@@ -38,14 +40,15 @@ def running_devstack(
     import devstack
     from devstack import swarm as engine
 
-    if swarm and (reason := engine.missing_reason()):
+    if (swarm or nodes) and (reason := engine.missing_reason()):
         need(f"no Docker engine for the Swarm devstack: {reason}")
     state_dir = tmp_path_factory.mktemp(label)
     try:
         try:
-            environment = devstack.up(state_dir, swarm=swarm, directory=directory)
+            environment = devstack.up(state_dir, swarm=swarm, directory=directory, nodes=nodes)
         except Exception as exc:  # any failure to start is reported, not hidden
-            need(f"devstack{' --swarm' if swarm else ''} --directory {directory} did not start: {exc}")
+            kind = f" --nodes {nodes}" if nodes else " --swarm" if swarm else ""
+            need(f"devstack{kind} --directory {directory} did not start: {exc}")
         yield state_dir, environment
     finally:
         devstack.down(state_dir)

@@ -23,6 +23,8 @@ from berth.findings import Finding, Level
 log = logging.getLogger(__name__)
 
 COMPONENTS = ("registry", "nfs", "swarm", "certs")
+#: The per-node checks' row (a list of node reports, not a part of its own).
+NODES = "nodes"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS health (component TEXT PRIMARY KEY, report TEXT NOT NULL, checked_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS health_lease (id INTEGER PRIMARY KEY CHECK (id = 1), holder TEXT NOT NULL,
@@ -124,6 +126,16 @@ class HealthMonitor:
             report, checked_at = cached[1][name]
             result[name] = with_state(report, round(now - checked_at, 1), stale_after)
         return result
+
+    def nodes(self, stale_after: float) -> list[dict] | None:
+        """The per-node reports of the last node check, each part with its state (None: never run, one node)."""
+        with self._db.connect() as conn:
+            row = conn.execute("SELECT report, checked_at FROM health WHERE component = ?", (NODES,)).fetchone()
+        nodes = json.loads(row["report"]).get("nodes") if row else None
+        if not nodes:
+            return None
+        age = round(time.time() - row["checked_at"], 1)
+        return [node | {part: with_state(node[part], age, stale_after) for part in ("nfs", "ca")} for node in nodes]
 
     def fresh_snapshot(self) -> dict[str, dict]:
         """The snapshot, probing first (inline) if it is older than the interval."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from urllib.parse import urlsplit
 
 from berth.auth.directory import Directory
@@ -10,7 +11,7 @@ from berth.catalog.service import CatalogService
 from berth.config import Settings
 from berth.errors import BerthError, DirectoryMisconfigured, DirectoryUnavailable
 from berth.findings import Finding, Level
-from berth.health.monitor import Probe
+from berth.health.monitor import NODES, Probe
 from berth.registry.client import RegistryClient
 from berth.registry.inspect import inspect_registry
 from berth.tls.certs import served_certificate
@@ -69,7 +70,28 @@ def build_probes(
             report.findings.extend(directory_findings(directory))
         return report.as_dict()
 
-    return {"registry": registry_probe, "nfs": nfs_probe, "swarm": swarm_probe, "certs": certs_probe}
+    probes = {"registry": registry_probe, "nfs": nfs_probe, "swarm": swarm_probe, "certs": certs_probe}
+    probes[NODES] = nodes_probe(settings, catalog)  # reports nothing on a single node
+    return probes
+
+
+def nodes_probe(settings: Settings, catalog: CatalogService) -> Probe:
+    """The per-node checks, at most every BERTH_NODE_CHECK_INTERVAL (each run starts a task per node)."""
+    last: dict = {}
+
+    def probe() -> dict:
+        if last and time.monotonic() - last["at"] < settings.node_check_interval:
+            return last["report"]
+        from berth.swarm.nodecheck import node_status
+
+        try:
+            names = catalog.repositories()
+        except BerthError:
+            names = []
+        last.update(at=time.monotonic(), report=node_status(settings, names))
+        return last["report"]
+
+    return probe
 
 
 def directory_findings(directory: Directory) -> list[Finding]:

@@ -17,6 +17,7 @@ class JobKind(StrEnum):
 
     SETUP = "setup"
     ROTATE_CERTS = "rotate-certs"
+    DISTRIBUTE_CA = "distribute-ca"
 
     @property
     def takes_confirm(self) -> bool:
@@ -38,7 +39,12 @@ class JobKind(StrEnum):
 
 def job_definitions(settings: Settings) -> dict[str, JobDefinition]:
     """Every job kind's definition, built for ``settings``."""
+    from berth.jobs.distribute import distribute_kind
     from berth.jobs.rotation import rotation_kind
     from berth.jobs.setup import setup_kind
 
-    return {JobKind.SETUP: setup_kind(settings), JobKind.ROTATE_CERTS: rotation_kind(settings)}
+    return {
+        JobKind.SETUP: setup_kind(settings),
+        JobKind.ROTATE_CERTS: rotation_kind(settings),
+        JobKind.DISTRIBUTE_CA: distribute_kind(settings),
+    }

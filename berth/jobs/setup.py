@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from berth.config import Settings
 from berth.errors import JobFailed, NotFound
 from berth.findings import Level
-from berth.jobs import selftest
+from berth.jobs import distribute, selftest
 from berth.jobs.checks import DeployRun, check_api, connect, held_certificate, secret_names, verify_served, write_held
 from berth.jobs.kinds import JobKind
 from berth.jobs.runner import JobDefinition, Step, StepContext
@@ -63,6 +63,7 @@ class _Run(DeployRun):
             Step("Registry service", self.service),
             Step("Wait for convergence", self.converge),
             Step("Verify TLS and /v2/", self.verify),
+            Step("Distribute the CA to every node", self.distribute_ca),
             Step("Push and read back a test image", self.push),
         ]
 
@@ -176,6 +177,14 @@ class _Run(DeployRun):
         check_api(self.settings, ctx)
         write_held(self.settings, self.cert.public_bytes(Encoding.PEM), ctx)
         ctx.result.update(fingerprint=info.sha256, not_after=info.not_after.isoformat())
+
+    def distribute_ca(self, ctx: StepContext) -> None:
+        """With several nodes, the CA into every node's certs.d (the distribute-ca job's step)."""
+        count = distribute.swarm_nodes(self.settings)
+        if count < 2:
+            ctx.log("One node: docker there trusts the registry through its own certs.d; nothing to distribute.")
+            return
+        distribute.distribute(self.settings, ctx)
 
     def push(self, ctx: StepContext) -> None:
         s = self.settings

@@ -44,11 +44,12 @@ def listen_address(settings: Settings) -> str:
 
     On the host network the registry binds the node's interfaces directly, so an IP in
     the URL (``127.0.0.1`` in the devstack) is bound exactly. A DNS name is not: it
-    resolves to one node's address, and a task rescheduled elsewhere could not bind it.
+    resolves to one node's address, and a task rescheduled elsewhere could not bind it. Nor
+    is an IP with several replicas: the URL is then a balancer's, not any node's.
     """
     port = registry_port(settings)
     host = urlsplit(settings.registry_url).hostname or ""
-    if settings.swarm_host_network:
+    if settings.swarm_host_network and (settings.registry_replicas or 1) == 1:
         try:
             address = ipaddress.ip_address(host)
         except ValueError:

@@ -25,6 +25,7 @@ from berth.swarm.converge import (  # noqa: F401  (part of this module's interfa
     now_utc,
     wait_converged,
 )
+from berth.swarm.noderules import STORAGE_CONSTRAINT
 
 LABEL = "berth.managed"
 NANO = 1_000_000_000
@@ -120,8 +121,11 @@ def desired_spec(current: dict | None, settings: Settings, config_ref: dict, sec
     container["Mounts"] = [*mounts, {"Type": "bind", "Source": nfs, "Target": nfs}]
     container["StopGracePeriod"] = (DRAIN_SECONDS + 5) * NANO  # let the registry drain before SIGKILL
     template["RestartPolicy"] = {"Condition": "on-failure", "Delay": RESTART_DELAY_SECONDS * NANO, "MaxAttempts": 0}
-    if settings.swarm_placement:
-        template.setdefault("Placement", {})["Constraints"] = list(settings.swarm_placement)
+    # Never on a node whose storage check failed (berth.swarm.nodecheck labels it).
+    placement = template.setdefault("Placement", {})
+    kept = settings.swarm_placement or [c for c in placement.get("Constraints") or [] if c != STORAGE_CONSTRAINT]
+    placement["Constraints"] = [*kept, STORAGE_CONSTRAINT]
+    _spread(spec, settings.registry_replicas)
     port = registry_port(settings)
     if settings.swarm_host_network:
         template["Networks"] = [{"Target": "host"}]
@@ -138,6 +142,24 @@ def desired_spec(current: dict | None, settings: Settings, config_ref: dict, sec
     spec["UpdateConfig"] = {**policy, "FailureAction": "rollback"}
     spec["RollbackConfig"] = {**policy, "FailureAction": "pause"}
     return spec
+
+
+def replica_count(spec: dict) -> int:
+    """The replicas a replicated spec asks for (1 for any other mode)."""
+    return int((spec.get("Mode") or {}).get("Replicated", {}).get("Replicas", 1))
+
+
+def _spread(spec: dict, replicas: int | None) -> None:
+    """Set the replica count (None keeps it); two or more run at most one per node.
+
+    One per node: on the host network each replica binds its node's port, and a node that
+    fails takes only one replica with it.
+    """
+    if replicas is not None:
+        spec["Mode"] = {"Replicated": {"Replicas": replicas}}
+    placement = spec["TaskTemplate"].setdefault("Placement", {})
+    if replica_count(spec) > 1:
+        placement["MaxReplicas"] = 1
 
 
 def _owned(client: docker.DockerClient, spec: dict, settings: Settings) -> dict[str, object]:
@@ -168,7 +190,9 @@ def _owned(client: docker.DockerClient, spec: dict, settings: Settings) -> dict[
         "storage mount": [m for m in container.get("Mounts") or [] if m.get("Target") == str(settings.nfs_path)],
         "stop grace period": container.get("StopGracePeriod"),
         "restart policy": {k: (template.get("RestartPolicy") or {}).get(k) for k in ("Condition", "Delay")},
-        "placement": (template.get("Placement") or {}).get("Constraints") if settings.swarm_placement else None,
+        "placement": (template.get("Placement") or {}).get("Constraints"),
+        "replicas": replica_count(spec) if settings.registry_replicas else None,
+        "replicas per node": (template.get("Placement") or {}).get("MaxReplicas") if replica_count(spec) > 1 else None,
         "networks": sorted(networks),
         "ports": [
             (p.get("TargetPort"), p.get("PublishedPort"), p.get("PublishMode", "ingress"))
