@@ -52,6 +52,41 @@ def relative(moment: datetime | None, now: datetime | None = None) -> str:
     return utc(moment)
 
 
+def plural(count: int | None, word: str, many: str | None = None) -> str:
+    """'1 tag', '2 tags', '0 matches' (with ``many`` for irregular plurals), thousands separated."""
+    number = count or 0
+    return f"{number:,} {word if number == 1 else (many or word + 's')}"
+
+
+def when(moment: datetime | None) -> str:
+    """An absolute UTC date to the minute, '2026-11-30 14:02'; missing or the epoch is 'unknown'.
+
+    Reproducible builds record the epoch (1970) as their build time: that says nothing.
+    """
+    if moment is None or moment.timestamp() <= 0:
+        return "unknown"
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def image_size(image: object) -> str:
+    """What a pull downloads: the compressed size, per platform when there are several.
+
+    One platform: '59.5 KiB'. Several of one size: '59.5 KiB per platform, compressed'.
+    Several of different sizes: '52.0–59.5 KiB per platform, compressed'.
+    """
+    sizes = sorted({p.size_bytes for p in getattr(image, "images", ())})
+    if not sizes:
+        return "—"
+    if len(getattr(image, "images", ())) == 1:
+        return filesize(sizes[0])
+    if len(sizes) == 1:
+        return f"{filesize(sizes[0])} per platform, compressed"
+    low, high = filesize(sizes[0]), filesize(sizes[-1])
+    if low.split()[1] == high.split()[1]:
+        low = low.split()[0]
+    return f"{low}–{high} per platform, compressed"
+
+
 def short_digest(digest: str | None) -> str:
     """'sha256:0123456789ab' (the first 12 hex digits, as docker prints)."""
     if not digest:
@@ -89,3 +124,6 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(utc)
     app.add_template_filter(relative)
     app.add_template_filter(short_digest)
+    app.add_template_filter(plural)
+    app.add_template_filter(when)
+    app.add_template_filter(image_size)

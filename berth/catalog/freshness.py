@@ -13,18 +13,20 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from berth.catalog.cache import FactCache
-from berth.errors import BerthError
+from berth.errors import BerthError, UpstreamUnavailable
 
 log = logging.getLogger(__name__)
 
 REFRESH_AHEAD = 0.7
 STALE_GRACE = 2.0  # while a reload runs, others may get a value up to 2 x TTL old instead of waiting
 BACKGROUND_THREAD_PREFIX = "berth-refresh"
+RETRY_AFTER_FAILURE = 5.0  # seconds: while the upstream is down, serve the cache without asking again sooner
 
 
 class _Flight:
@@ -45,16 +47,39 @@ class FreshFacts:
         self._lock = threading.Lock()
         self._threads = background_threads
         self._pool: ThreadPoolExecutor | None = None
+        #: When loads started failing because the upstream did not answer (epoch seconds), else None.
+        self.down_since: float | None = None
+        self._last_failure = 0.0
 
-    def get(self, key: str, load: Callable[[], Any]) -> Any:
-        """The value of ``key``: cached if younger than the TTL, else loaded (once for all callers)."""
+    def get(self, key: str, load: Callable[[], Any], force: bool = False) -> Any:
+        """The value of ``key``: cached if younger than the TTL, else loaded (once for all callers).
+
+        ``force`` reloads now whatever the age (still one load for all callers). While the
+        upstream does not answer, the last value, however old, is served instead of an error
+        (:attr:`down_since` says since when); only what was never loaded raises.
+        """
         entry = self.facts.entry(key)
-        if entry is not None and entry[1] < self.facts.ttl:
+        if not force and entry is not None and entry[1] < self.facts.ttl:
             if entry[1] > self.facts.ttl * REFRESH_AHEAD:
                 self._refresh_in_background(key, load)
             return entry[0]
-        stale = entry[0] if entry is not None and entry[1] < self.facts.ttl * STALE_GRACE else None
-        return self._load_once(key, load, stale)
+        if entry is not None and self._recently_failed():
+            return entry[0]  # do not make every page wait for a connect that just failed
+        stale = entry[0] if not force and entry is not None and entry[1] < self.facts.ttl * STALE_GRACE else None
+        try:
+            return self._load_once(key, load, stale)
+        except UpstreamUnavailable:
+            if entry is None:
+                raise
+            return entry[0]
+
+    def _recently_failed(self) -> bool:
+        return self.down_since is not None and time.time() - self._last_failure < RETRY_AFTER_FAILURE
+
+    def age(self, key: str) -> float | None:
+        """Seconds since ``key`` was loaded, or None if never."""
+        entry = self.facts.entry(key)
+        return None if entry is None else entry[1]
 
     def _load_once(self, key: str, load: Callable[[], Any], stale: Any = None) -> Any:
         with self._lock:
@@ -74,9 +99,13 @@ class FreshFacts:
         try:
             flight.value = load()
             self.facts.put(key, flight.value)
+            self.down_since = None
             return flight.value
         except BaseException as exc:
             flight.error = exc
+            if isinstance(exc, UpstreamUnavailable):
+                self._last_failure = time.time()
+                self.down_since = self.down_since or self._last_failure
             raise
         finally:
             flight.done.set()
