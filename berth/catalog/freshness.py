@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 REFRESH_AHEAD = 0.7
 STALE_GRACE = 2.0  # while a reload runs, others may get a value up to 2 x TTL old instead of waiting
 BACKGROUND_THREAD_PREFIX = "berth-refresh"
+DOWN_SINCE = "upstream-down-since"  # the fact that holds when the upstream stopped answering
 RETRY_AFTER_FAILURE = 5.0  # seconds: while the upstream is down, serve the cache without asking again sooner
 
 
@@ -47,9 +48,23 @@ class FreshFacts:
         self._lock = threading.Lock()
         self._threads = background_threads
         self._pool: ThreadPoolExecutor | None = None
-        #: When loads started failing because the upstream did not answer (epoch seconds), else None.
-        self.down_since: float | None = None
         self._last_failure = 0.0
+
+    @property
+    def down_since(self) -> float | None:
+        """When loads started failing because the upstream did not answer (epoch seconds), else None.
+
+        Kept in the shared cache, so every worker shows the same outage banner.
+        """
+        return self.facts.shared(DOWN_SINCE)
+
+    def _mark(self, failed: bool) -> None:
+        """Record that a load failed (keeping the first failure's time) or succeeded."""
+        since = self.down_since
+        if failed and since is None:
+            self.facts.put(DOWN_SINCE, self._last_failure)
+        elif not failed and since is not None:
+            self.facts.put(DOWN_SINCE, None)
 
     def get(self, key: str, load: Callable[[], Any], force: bool = False) -> Any:
         """The value of ``key``: cached if younger than the TTL, else loaded (once for all callers).
@@ -74,7 +89,7 @@ class FreshFacts:
             return entry[0]
 
     def _recently_failed(self) -> bool:
-        return self.down_since is not None and time.time() - self._last_failure < RETRY_AFTER_FAILURE
+        return time.time() - self._last_failure < RETRY_AFTER_FAILURE and self.down_since is not None
 
     def age(self, key: str) -> float | None:
         """Seconds since ``key`` was loaded, or None if never."""
@@ -99,13 +114,13 @@ class FreshFacts:
         try:
             flight.value = load()
             self.facts.put(key, flight.value)
-            self.down_since = None
+            self._mark(failed=False)
             return flight.value
         except BaseException as exc:
             flight.error = exc
             if isinstance(exc, UpstreamUnavailable):
                 self._last_failure = time.time()
-                self.down_since = self.down_since or self._last_failure
+                self._mark(failed=True)
             raise
         finally:
             flight.done.set()
