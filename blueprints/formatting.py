@@ -114,6 +114,8 @@ def detail_rows(value: object, label: str = "") -> list[tuple[str, str]]:
         for number, item in enumerate(value, 1):
             rows += detail_rows(item, f"{label} {number}")
         return rows
+    if label.endswith("bytes") and isinstance(value, int) and not isinstance(value, bool):
+        return [(label.removesuffix(" bytes"), filesize(value))]
     text = "—" if value is None else "yes" if value is True else "no" if value is False else str(value)
     return [(label, text)]
 

@@ -38,7 +38,8 @@ def detail_rows_of(name: str, report: dict) -> list[tuple[str, str]]:
     key = f"{name}@{report.get('checked_at')}"
     rows = memo.get(key)
     if rows is None:
-        rows = detail_rows(report.get("details") or {})
+        details = {k: v for k, v in (report.get("details") or {}).items() if not (name == "swarm" and k == "tasks")}
+        rows = detail_rows(details)
         memo.put(key, rows)
     return rows
 
