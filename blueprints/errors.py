@@ -127,7 +127,7 @@ def _registry_down(status: int, error: UpstreamUnavailable, headers: dict) -> Re
         f"Pulls and pushes fail too until it answers again. ({error.message})"
     )
     ops = getattr(current_user, "is_authenticated", False) and current_user.can(Role.OPS)
-    links = [("Registry health", url_for("health.health"))] if ops else [("Overview", url_for("main.overview"))]
+    links = [("Registry health", url_for("health.health"))] if ops else []  # the overview link is always there
     return render_error(status, message, headers, links=links, title="Registry not answering")
 
 

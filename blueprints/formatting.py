@@ -68,23 +68,23 @@ def when(moment: datetime | None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
 
 
-def image_size(image: object) -> str:
+def image_size(image: object, short: bool = False) -> str:
     """What a pull downloads: the compressed size, per platform when there are several.
 
     One platform: '59.5 KiB'. Several of one size: '59.5 KiB per platform, compressed'.
-    Several of different sizes: '52.0–59.5 KiB per platform, compressed'.
+    Several of different sizes: '52.0–59.5 KiB per platform, compressed'. ``short`` (for
+    tables) leaves out ', compressed'.
     """
-    sizes = sorted({p.size_bytes for p in getattr(image, "images", ())})
+    sizes = [filesize(s) for s in sorted({p.size_bytes for p in getattr(image, "images", ())})]
     if not sizes:
         return "—"
     if len(getattr(image, "images", ())) == 1:
-        return filesize(sizes[0])
-    if len(sizes) == 1:
-        return f"{filesize(sizes[0])} per platform, compressed"
-    low, high = filesize(sizes[0]), filesize(sizes[-1])
+        return sizes[0]
+    low, high = sizes[0], sizes[-1]
     if low.split()[1] == high.split()[1]:
         low = low.split()[0]
-    return f"{low}–{high} per platform, compressed"
+    text = high if low in (high, high.split()[0]) else f"{low}–{high}"
+    return f"{text} per platform" + ("" if short else ", compressed")
 
 
 def short_digest(digest: str | None) -> str:

@@ -312,7 +312,7 @@ def _browse_while_the_registry_is_down(journey) -> None:
     assert response is not None and response.status in (502, 504), response and response.status
     expect(page.get_by_role("heading", level=1)).to_have_text("Registry not answering")
     expect(page.locator(".error-page")).to_contain_text("Pulls and pushes fail too")
-    expect(page.get_by_role("link", name="Overview")).to_be_visible()
+    expect(page.locator(".error-page").get_by_role("link", name="Back to the overview")).to_be_visible()
     journey.assert_clean()
 
 
