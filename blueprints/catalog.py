@@ -11,6 +11,7 @@ from berth.catalog.pushed import pushed_times
 from berth.catalog.service import group_by_digest, platforms_in_order
 from berth.catalog.shapes import pull_lines
 from berth.errors import NotFound
+from berth.registry.references import check_reference
 from berth.roles import Role
 from blueprints import services
 from blueprints.access import requires
@@ -106,7 +107,7 @@ def tag(name: str, reference: str):
     try:
         digest, image = services().catalog.image(name, reference)
     except NotFound as exc:
-        return _missing_image(name, exc)
+        return _missing_image(name, reference, exc)
     platforms = platforms_in_order(image)
     wanted = request.args.get("platform") or (platforms[0].platform if platforms else "")
     selected = next((p for p in platforms if p.platform == wanted), None)
@@ -125,9 +126,10 @@ def tag(name: str, reference: str):
     )
 
 
-def _missing_image(name: str, error: NotFound):
+def _missing_image(name: str, reference: str, error: NotFound):
     """404 that links onward: the repository's tags when it exists, else the repository list."""
     try:
+        check_reference(reference)  # an invalid reference was refused without asking the registry: keep it so
         services().catalog.tag_names(name)
     except NotFound:
         return render_error(404, error.message, links=[("All repositories", url_for("catalog.repositories"))])
