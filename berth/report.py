@@ -22,6 +22,8 @@ class ComponentReport:
     details: dict = field(default_factory=dict)
     error: str | None = None
     checked_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    #: Why the component could not be judged this time (its state is then ``unknown``), else None.
+    unchecked: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -45,4 +47,5 @@ class ComponentReport:
             "findings": [f.as_dict() for f in self.findings],
             "details": self.detail_dict(),
             "checked_at": self.checked_at.isoformat(),
+            **({"unchecked": self.unchecked} if self.unchecked else {}),
         }

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from flask import Flask, abort, current_app, g, redirect, request, url_for
 from flask_login import LoginManager, UserMixin, current_user
@@ -153,8 +154,18 @@ def _enforce_access():
     if not current_user.is_authenticated:
         return _ask_to_log_in()
     if not current_user.can(required):
-        abort(403, description=f"This page needs the {required.label} role; you are {current_user.role.label}.")
+        abort(403, description=_role_needed(required))
     return None
+
+
+def _role_needed(required: Role) -> str:
+    """Why a 403: the role the page needs, the user's, and the directory group that grants it."""
+    settings = services().settings
+    group = settings.ldap_admin_group if required >= Role.ADMIN else settings.ldap_ops_group
+    text = f"This page needs the {required.label} role; you are {current_user.role.label}."
+    if required > Role.DEVELOPER:
+        text += f" Membership of the directory group {group} grants it: ask whoever manages that group."
+    return text
 
 
 def _ask_to_log_in():
@@ -163,9 +174,17 @@ def _ask_to_log_in():
         raise error
     if is_api_request():
         abort(401)
-    login_url = url_for("auth.login", next=request.full_path.rstrip("?"))
     if request.headers.get("HX-Request") == "true":
-        response = redirect(login_url)
-        response.headers["HX-Redirect"] = login_url
-        return response
-    return redirect(login_url)
+        # A redirect would be followed inside the XHR and the login form swapped into a panel:
+        # answer 401 and let htmx send the whole tab to the login page, back to the page it was on.
+        login_url = url_for("auth.login", next=_htmx_page_path())
+        return "", 401, {"HX-Redirect": login_url, "Vary": "HX-Request"}
+    return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+
+
+def _htmx_page_path() -> str:
+    """The path (and query) of the page an htmx request came from, else of the request itself."""
+    current = urlsplit(request.headers.get("HX-Current-URL", ""))
+    if current.path.startswith("/") and current.netloc in ("", request.host):
+        return current.path + (f"?{current.query}" if current.query else "")
+    return request.full_path.rstrip("?")

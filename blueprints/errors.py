@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, jsonify, make_response, render_template
+from flask import Flask, Response, jsonify, make_response, render_template, url_for
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
@@ -65,15 +65,25 @@ def status_for(error: BerthError) -> int:
     return 500
 
 
-def render_error(status: int, message: str, extra_headers: dict | None = None) -> Response:
-    """Answer ``status`` with ``message`` in the form the client asked for."""
-    title = TITLES.get(status, "Error")
+def render_error(
+    status: int,
+    message: str,
+    extra_headers: dict | None = None,
+    *,
+    links: list[tuple[str, str]] | None = None,
+    title: str | None = None,
+) -> Response:
+    """Answer ``status`` with ``message`` in the form the client asked for; ``links`` lead onward."""
+    title = title or TITLES.get(status, "Error")
+    links = links or []
     if wants_json():
         response = jsonify(error=message)
     elif is_htmx():
-        response = make_response(render_template("partials/alert.html", level="critical", title=title, message=message))
+        page = render_template("partials/alert.html", level="critical", title=title, message=message, links=links)
+        response = make_response(page)
     else:
-        response = make_response(render_template("error.html", status=status, title=title, message=message))
+        page = render_template("error.html", status=status, title=title, message=message, links=links)
+        response = make_response(page)
     response.status_code = status
     response.headers.update(extra_headers or {})
     return response
@@ -104,7 +114,24 @@ def _berth_error(error: BerthError):
         headers["Retry-After"] = str(error.retry_after)
     if isinstance(error, InvalidCredentials):
         headers["WWW-Authenticate"] = 'Basic realm="Berth", charset="UTF-8"'
+    if isinstance(error, UpstreamUnavailable) and not isinstance(error, DirectoryUnavailable) and not wants_json():
+        return _registry_down(status, error, headers)
     return render_error(status, error.message, headers)
+
+
+def _registry_down(status: int, error: UpstreamUnavailable, headers: dict) -> Response:
+    """The registry does not answer and nothing is saved for this page: say so plainly, and where to look."""
+    from flask_login import current_user
+
+    from berth.roles import Role
+
+    message = (
+        "Berth cannot reach the registry right now and has no saved copy of this page. "
+        f"Pulls and pushes fail too until it answers again. ({error.message})"
+    )
+    ops = getattr(current_user, "is_authenticated", False) and current_user.can(Role.OPS)
+    links = [("Registry health", url_for("health.health"))] if ops else []  # the overview link is always there
+    return render_error(status, message, headers, links=links, title="Registry not answering")
 
 
 def _unexpected_error(error: Exception):

@@ -52,6 +52,41 @@ def relative(moment: datetime | None, now: datetime | None = None) -> str:
     return utc(moment)
 
 
+def plural(count: int | None, word: str, many: str | None = None) -> str:
+    """'1 tag', '2 tags', '0 matches' (with ``many`` for irregular plurals), thousands separated."""
+    number = count or 0
+    return f"{number:,} {word if number == 1 else (many or word + 's')}"
+
+
+def when(moment: datetime | None) -> str:
+    """An absolute UTC date to the minute, '2026-11-30 14:02'; missing or the epoch is 'unknown'.
+
+    Reproducible builds record the epoch (1970) as their build time: that says nothing.
+    """
+    if moment is None or moment.timestamp() <= 0:
+        return "unknown"
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def image_size(image: object, short: bool = False) -> str:
+    """What a pull downloads: the compressed size, per platform when there are several.
+
+    One platform: '59.5 KiB'. Several of one size: '59.5 KiB per platform, compressed'.
+    Several of different sizes: '52.0–59.5 KiB per platform, compressed'. ``short`` (for
+    tables) leaves out ', compressed'.
+    """
+    sizes = [filesize(s) for s in sorted({p.size_bytes for p in getattr(image, "images", ())})]
+    if not sizes:
+        return "—"
+    if len(getattr(image, "images", ())) == 1:
+        return sizes[0]
+    low, high = sizes[0], sizes[-1]
+    if low.split()[1] == high.split()[1]:
+        low = low.split()[0]
+    text = high if low in (high, high.split()[0]) else f"{low}–{high}"
+    return f"{text} per platform" + ("" if short else ", compressed")
+
+
 def short_digest(digest: str | None) -> str:
     """'sha256:0123456789ab' (the first 12 hex digits, as docker prints)."""
     if not digest:
@@ -79,6 +114,8 @@ def detail_rows(value: object, label: str = "") -> list[tuple[str, str]]:
         for number, item in enumerate(value, 1):
             rows += detail_rows(item, f"{label} {number}")
         return rows
+    if label.endswith("bytes") and isinstance(value, int) and not isinstance(value, bool):
+        return [(label.removesuffix(" bytes"), filesize(value))]
     text = "—" if value is None else "yes" if value is True else "no" if value is False else str(value)
     return [(label, text)]
 
@@ -89,3 +126,6 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(utc)
     app.add_template_filter(relative)
     app.add_template_filter(short_digest)
+    app.add_template_filter(plural)
+    app.add_template_filter(when)
+    app.add_template_filter(image_size)

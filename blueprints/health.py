@@ -13,7 +13,7 @@ from berth.health.monitor import COMPONENTS
 from berth.roles import Role
 from blueprints import services
 from blueprints.access import requires
-from blueprints.formatting import detail_rows
+from blueprints.formatting import detail_rows, filesize
 
 bp = Blueprint("health", __name__)
 # Detail rows are worked out once per report and kept per app: panels refresh far more often than probes.
@@ -38,9 +38,30 @@ def detail_rows_of(name: str, report: dict) -> list[tuple[str, str]]:
     key = f"{name}@{report.get('checked_at')}"
     rows = memo.get(key)
     if rows is None:
-        rows = detail_rows(report.get("details") or {})
+        details = {k: v for k, v in (report.get("details") or {}).items() if not (name == "swarm" and k == "tasks")}
+        rows = detail_rows(details)
         memo.put(key, rows)
     return rows
+
+
+def headline(name: str, report: dict) -> str:
+    """The one line about a part that says most: tasks running, the earliest expiry, free space."""
+    details = report.get("details") or {}
+    service = details.get("service") or {}
+    server = details.get("server") or {}
+    capacity = details.get("capacity") or {}
+    if report.get("unchecked"):
+        return f"cannot check: {report['unchecked']}"
+    if name == "swarm" and service.get("replicas_desired") is not None:
+        return f"{service.get('replicas_running', 0)}/{service['replicas_desired']} tasks"
+    if name == "certs" and server.get("not_after"):
+        return f"server certificate valid until {server['not_after'][:10]} ({int(server.get('days_left', 0))} days)"
+    if name == "nfs" and capacity.get("total_bytes") and report.get("state") == "healthy":
+        return f"{filesize(capacity.get('free_bytes'))} free of {filesize(capacity['total_bytes'])}"
+    findings = report.get("findings") or []
+    order = {"critical": 0, "warning": 1, "ok": 2, "info": 3}
+    worst = min(findings, key=lambda f: order.get(f.get("level"), 4), default=None)
+    return worst["message"] if worst else ""
 
 
 @bp.route("/health")
@@ -74,5 +95,9 @@ def panel(component: str):
 def summary():
     """One line per component, for the overview page of every role."""
     return render_template(
-        "partials/health_summary.html", snapshot=services().health.current(), components=COMPONENTS, titles=TITLES
+        "partials/health_summary.html",
+        snapshot=services().health.current(),
+        components=COMPONENTS,
+        titles=TITLES,
+        headline=headline,
     )

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from flask import Blueprint, Response, jsonify, render_template, request
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from berth.audit import AuditFilter, grouped
 from berth.roles import Role
 from blueprints import services
 from blueprints.access import public, requires
@@ -12,6 +15,7 @@ from blueprints.access import public, requires
 bp = Blueprint("main", __name__)
 
 AUDIT_PAGE = 100
+ACTIONS = ("login", "logout", "session", "job", "access-token", "registry-token")
 
 
 @bp.route("/")
@@ -26,10 +30,17 @@ def overview():
 def audit():
     """Logins, logouts and jobs, newest first."""
     before = request.args.get("before", type=int)
-    entries = services().audit.recent(AUDIT_PAGE + 1, before)
+    try:
+        day = date.fromisoformat(request.args.get("day", "")) if request.args.get("day") else None
+    except ValueError:
+        day = None
+    filters = AuditFilter(request.args.get("user", "")[:256], request.args.get("action", "")[:64], day)
+    entries = services().audit.recent(AUDIT_PAGE + 1, before, filters=filters)
     more = len(entries) > AUDIT_PAGE
     entries = entries[:AUDIT_PAGE]
-    return render_template("audit.html", entries=entries, older=entries[-1].id if more else None)
+    return render_template(
+        "audit.html", rows=grouped(entries), filters=filters, older=entries[-1].id if more else None, actions=ACTIONS
+    )
 
 
 @bp.route("/metrics")

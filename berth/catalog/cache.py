@@ -98,6 +98,12 @@ class FactCache:
         self._remember(full, row["fetched_at"], value)
         return value, now - row["fetched_at"]
 
+    def shared(self, key: str) -> Any | None:
+        """The value as every worker sees it now (SQLite, never this worker's memory), however old."""
+        with self._db.connect() as conn:
+            row = conn.execute("SELECT value FROM facts WHERE key = ?", (f"{self._namespace}{key}",)).fetchone()
+        return None if row is None else json.loads(row["value"])
+
     def put(self, key: str, value: Any) -> None:
         """Remember ``value`` as fetched now."""
         now = time.time()

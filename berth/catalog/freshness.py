@@ -13,18 +13,21 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from berth.catalog.cache import FactCache
-from berth.errors import BerthError
+from berth.errors import BerthError, UpstreamUnavailable
 
 log = logging.getLogger(__name__)
 
 REFRESH_AHEAD = 0.7
 STALE_GRACE = 2.0  # while a reload runs, others may get a value up to 2 x TTL old instead of waiting
 BACKGROUND_THREAD_PREFIX = "berth-refresh"
+DOWN_SINCE = "upstream-down-since"  # the fact that holds when the upstream stopped answering
+RETRY_AFTER_FAILURE = 5.0  # seconds: while the upstream is down, serve the cache without asking again sooner
 
 
 class _Flight:
@@ -45,16 +48,53 @@ class FreshFacts:
         self._lock = threading.Lock()
         self._threads = background_threads
         self._pool: ThreadPoolExecutor | None = None
+        self._last_failure = 0.0
 
-    def get(self, key: str, load: Callable[[], Any]) -> Any:
-        """The value of ``key``: cached if younger than the TTL, else loaded (once for all callers)."""
+    @property
+    def down_since(self) -> float | None:
+        """When loads started failing because the upstream did not answer (epoch seconds), else None.
+
+        Kept in the shared cache, so every worker shows the same outage banner.
+        """
+        return self.facts.shared(DOWN_SINCE)
+
+    def _mark(self, failed: bool) -> None:
+        """Record that a load failed (keeping the first failure's time) or succeeded."""
+        since = self.down_since
+        if failed and since is None:
+            self.facts.put(DOWN_SINCE, self._last_failure)
+        elif not failed and since is not None:
+            self.facts.put(DOWN_SINCE, None)
+
+    def get(self, key: str, load: Callable[[], Any], force: bool = False) -> Any:
+        """The value of ``key``: cached if younger than the TTL, else loaded (once for all callers).
+
+        ``force`` reloads now whatever the age (still one load for all callers). While the
+        upstream does not answer, the last value, however old, is served instead of an error
+        (:attr:`down_since` says since when); only what was never loaded raises.
+        """
         entry = self.facts.entry(key)
-        if entry is not None and entry[1] < self.facts.ttl:
+        if not force and entry is not None and entry[1] < self.facts.ttl:
             if entry[1] > self.facts.ttl * REFRESH_AHEAD:
                 self._refresh_in_background(key, load)
             return entry[0]
-        stale = entry[0] if entry is not None and entry[1] < self.facts.ttl * STALE_GRACE else None
-        return self._load_once(key, load, stale)
+        if entry is not None and self._recently_failed():
+            return entry[0]  # do not make every page wait for a connect that just failed
+        stale = entry[0] if not force and entry is not None and entry[1] < self.facts.ttl * STALE_GRACE else None
+        try:
+            return self._load_once(key, load, stale)
+        except UpstreamUnavailable:
+            if entry is None:
+                raise
+            return entry[0]
+
+    def _recently_failed(self) -> bool:
+        return time.time() - self._last_failure < RETRY_AFTER_FAILURE and self.down_since is not None
+
+    def age(self, key: str) -> float | None:
+        """Seconds since ``key`` was loaded, or None if never."""
+        entry = self.facts.entry(key)
+        return None if entry is None else entry[1]
 
     def _load_once(self, key: str, load: Callable[[], Any], stale: Any = None) -> Any:
         with self._lock:
@@ -74,9 +114,13 @@ class FreshFacts:
         try:
             flight.value = load()
             self.facts.put(key, flight.value)
+            self._mark(failed=False)
             return flight.value
         except BaseException as exc:
             flight.error = exc
+            if isinstance(exc, UpstreamUnavailable):
+                self._last_failure = time.time()
+                self._mark(failed=True)
             raise
         finally:
             flight.done.set()

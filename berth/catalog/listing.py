@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
@@ -11,7 +12,7 @@ from typing import Generic, TypeVar
 from berth.catalog.service import ImageGroup
 
 T = TypeVar("T")
-SORT_KEYS = ("name", "created")
+SORT_KEYS = ("pushed", "created", "name")
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,11 @@ class Page(Generic[T]):
     @property
     def pages(self) -> int:
         return max(1, math.ceil(self.total / self.per_page))
+
+    @property
+    def beyond(self) -> bool:
+        """Whether this page number lies past the last page."""
+        return self.number > self.pages
 
     @property
     def has_previous(self) -> bool:
@@ -46,43 +52,66 @@ class Page(Generic[T]):
 
 
 def paginate(items: Sequence[T], number: int, per_page: int) -> Page[T]:
-    """Page ``number`` (1-based, clamped to the range) of ``items``."""
-    pages = max(1, math.ceil(len(items) / per_page))
-    number = min(max(1, number), pages)
+    """Page ``number`` (1-based; below 1 means 1) of ``items``; a page past the end is empty.
+
+    Callers say so (:attr:`Page.beyond`) instead of silently showing the last page.
+    """
+    number = max(1, number)
     start = (number - 1) * per_page
     return Page(items[start : start + per_page], number, per_page, len(items))
 
 
 def filter_groups(groups: Sequence[ImageGroup], query: str) -> list[ImageGroup]:
-    """Groups with a tag starting with ``query``, or whose digest starts with it (with or without 'sha256:')."""
+    """Groups with a tag containing ``query`` anywhere, or whose digest starts with it (with or without 'sha256:')."""
     needle = query.strip().lower()
     if not needle:
         return list(groups)
     return [
         g
         for g in groups
-        if any(t.lower().startswith(needle) for t in g.tags)
+        if any(needle in t.lower() for t in g.tags)
         or g.digest.startswith(needle)
         or g.digest.partition(":")[2].startswith(needle)
     ]
 
 
-def sort_groups(groups: Sequence[ImageGroup], key: str = "name", descending: bool = False) -> list[ImageGroup]:
-    """Sorted by first tag name, or by created date (images without a date last either way)."""
-    if key == "created":
-        dated = [g for g in groups if _created(g)]
-        undated = [g for g in groups if not _created(g)]
-        dated.sort(key=lambda g: (_created(g), g.tags[0]), reverse=descending)
-        return dated + sorted(undated, key=lambda g: g.tags[0])
+def group_pushed(groups: Sequence[ImageGroup], pushed: Mapping[str, datetime]) -> dict[str, datetime]:
+    """digest -> when a tag of it was last pushed (only digests with a known date)."""
+    latest: dict[str, datetime] = {}
+    for group in groups:
+        dates = [pushed[t] for t in group.tags if t in pushed]
+        if dates:
+            latest[group.digest] = max(dates)
+    return latest
+
+
+def default_sort(pushed: Mapping[str, datetime]) -> str:
+    """Newest pushed first when push dates are known, else by name."""
+    return "pushed" if pushed else "name"
+
+
+def sort_groups(
+    groups: Sequence[ImageGroup],
+    key: str = "name",
+    descending: bool = False,
+    pushed: Mapping[str, datetime] | None = None,
+) -> list[ImageGroup]:
+    """Sorted by first tag name, build date or push date (``pushed``: digest -> date); undated last."""
+    if key in ("created", "pushed"):
+        dates = dict(pushed or {}) if key == "pushed" else {g.digest: d for g in groups if (d := _created(g))}
+        dated = [g for g in groups if g.digest in dates]
+        undated = [g for g in groups if g.digest not in dates]
+        dated.sort(key=lambda g: (dates[g.digest], g.tags[0]), reverse=descending)
+        return dated + sorted(undated, key=lambda g: _natural(g.tags[0]))
     return sorted(groups, key=lambda g: _natural(g.tags[0]), reverse=descending)
 
 
 def _created(group: ImageGroup) -> datetime | None:
-    return group.image.created if group.image else None
+    """The build date, unless it is missing or the epoch (reproducible builds write 1970)."""
+    created = group.image.created if group.image else None
+    return created if created is not None and created.timestamp() > 0 else None
 
 
 def _natural(text: str) -> tuple:
     """Sort key that puts '1.9' before '1.10'."""
-    import re
-
     return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text.lower()))

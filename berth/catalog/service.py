@@ -20,7 +20,7 @@ from datetime import datetime
 from berth.catalog.cache import ContentCache, FactCache, Memo
 from berth.catalog.freshness import FreshFacts, in_background
 from berth.db import Database
-from berth.errors import BadUpstreamResponse, NotFound
+from berth.errors import BadUpstreamResponse, NotFound, UpstreamUnavailable
 from berth.registry.client import RegistryClient
 from berth.registry.model import Image, ImageConfig, ImageIndex, ImageManifest, PlatformImage, assemble
 from berth.registry.parse import parse_config, parse_manifest
@@ -92,13 +92,22 @@ class CatalogService:
 
     # --- repositories ------------------------------------------------------------
 
-    def repositories(self) -> list[str]:
-        """Every repository name, sorted."""
-        return self._fresh.get("catalog", lambda: sorted(self.client.catalog()))
+    def repositories(self, refresh: bool = False) -> list[str]:
+        """Every repository name, sorted; ``refresh`` reloads it now (one load for all callers)."""
+        return self._fresh.get("catalog", lambda: sorted(self.client.catalog()), force=refresh)
 
-    def search(self, query: str = "") -> list[str]:
-        """Repository names containing ``query`` (case-insensitive)."""
-        names = self.repositories()
+    def catalog_age(self) -> float | None:
+        """Seconds since the repository list was read from the registry (None: never)."""
+        return self._fresh.age("catalog")
+
+    @property
+    def down_since(self) -> float | None:
+        """Since when (epoch seconds) the registry has not answered; None while it answers."""
+        return self._fresh.down_since
+
+    def search(self, query: str = "", names: list[str] | None = None) -> list[str]:
+        """Repository names (``names``, else the catalog) containing ``query`` (case-insensitive)."""
+        names = self.repositories() if names is None else names
         needle = query.strip().lower()
         if not needle:
             return names
@@ -126,9 +135,12 @@ class CatalogService:
         """How many tags each repository has (None where the registry would not say)."""
 
         def count(name: str) -> int | None:
+            if self.down_since is not None:  # the registry is down: what was saved, else unknown
+                saved = self._facts.get(f"tags:{name}", allow_stale=True)
+                return None if saved is None else len(saved)
             try:
                 return len(self.tag_names(name))
-            except (NotFound, BadUpstreamResponse):
+            except (NotFound, BadUpstreamResponse, UpstreamUnavailable):
                 return None
 
         names = list(names)
@@ -186,6 +198,11 @@ class CatalogService:
             except NotFound:
                 self.tag_names(name)  # raises the clearer "no repository" first
                 raise NotFound(f"Repository {name!r} has no tag {reference!r}.") from None
+            except UpstreamUnavailable:  # the registry is down: the digest it last gave, if any
+                saved = self._facts.get(f"digests:{name}", allow_stale=True) or {}
+                if reference not in saved:
+                    raise
+                digest = saved[reference]
         images, errors = self.images(name, [digest])
         if digest in errors:
             if is_digest(reference):

@@ -48,6 +48,8 @@ def with_state(report: dict, age: float | None, stale_after: float) -> dict:
     if age > stale_after:
         return {**report, "ok": False, "state": "stale", "age_seconds": age}
     levels = {finding.get("level") for finding in report.get("findings", [])}
+    if report.get("unchecked") and report.get("ok") and not levels & {Level.WARNING.value, Level.CRITICAL.value}:
+        return {**report, "ok": False, "state": "unknown", "age_seconds": age}
     if not report.get("ok") or Level.CRITICAL.value in levels:
         state = "critical"
     else:

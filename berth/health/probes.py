@@ -63,6 +63,7 @@ def build_probes(
             ca_file=ca_file if ca_file.is_file() else settings.registry_ca,
             server_file=held_server_certificate(settings),
             served=served.info,
+            served_error=served.error if served.info is None else None,
             hostname=urlsplit(settings.registry_url).hostname or "",
             ldap_plaintext="ldap://" in settings.ldap_url and not settings.ldap_start_tls,
         )

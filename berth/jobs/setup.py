@@ -152,7 +152,7 @@ class _Run(DeployRun):
             ctx.log(f"Created the service {s.swarm_service} ({self.service_id[:12]}) from {s.registry_image}.")
             return
         self.service_id = service["ID"]
-        changed = sd.differences(client, service["Spec"], desired, s)
+        changed = sd.differences(client, service["Spec"], desired, s) + restore_replicas(desired)
         if not changed:
             ctx.log(f"The service {s.swarm_service} already runs as wanted (version {service['Version']['Index']}).")
             return
@@ -243,8 +243,18 @@ def plan(settings: Settings) -> list[PlanItem]:
         sd.reference("secret", "", names[1], rc.KEY_TARGET, 0o400),
     ]
     config_ref = sd.reference("config", "", config_name, rc.CONFIG_TARGET, 0o444)
-    changed = sd.differences(client, spec, sd.desired_spec(spec, s, config_ref, refs), s)
+    desired = sd.desired_spec(spec, s, config_ref, refs)
+    changed = sd.differences(client, spec, desired, s) + restore_replicas(desired)
     items.append(
         PlanItem("update" if changed else "keep", f"service {s.swarm_service}", ", ".join(changed) or "as wanted")
     )
     return items
+
+
+def restore_replicas(spec: dict) -> list[str]:
+    """Scale a replicated service found at 0 back to 1 (else setup would wait at "0/0"); what changed."""
+    replicated = (spec.get("Mode") or {}).get("Replicated")
+    if replicated is None or replicated.get("Replicas") != 0:
+        return []
+    replicated["Replicas"] = 1
+    return ["replicas 0 → 1"]

@@ -105,7 +105,7 @@ def replica_findings(service: ServiceInfo) -> list[Finding]:
             Finding(
                 Level.CRITICAL,
                 f"Service {service.name} is scaled to 0 replicas: the registry does not run.",
-                f"`docker service scale {service.name}=1`, or run the setup job.",
+                f"`docker service scale {service.name}=1`",
             )
         ]
     if running == 0:

@@ -19,11 +19,14 @@ def inspect_certificates(
     hostname: str,
     now: datetime | None = None,
     ldap_plaintext: bool = False,
+    served_error: str | None = None,
 ) -> ComponentReport:
     """Judge the CA and the server certificate (the one Berth holds, else the one served).
 
     ``ldap_plaintext``: the directory is reached without TLS (BERTH_LDAP_ALLOW_PLAINTEXT); said here
-    because it is the one place about Berth's encrypted connections.
+    because it is the one place about Berth's encrypted connections. ``served_error`` says why no
+    TLS handshake with the registry happened; without a held certificate that makes the server
+    certificate unknown rather than a warning.
     """
     now = now or datetime.now(UTC)
     report = ComponentReport()
@@ -45,6 +48,18 @@ def inspect_certificates(
     source = "held"
     if server is None and served is not None:
         server, source = served, "served"
+    if server is None and served_error:
+        # The registry panel already says it is down; here that is "cannot check", not a second alarm.
+        report.unchecked = "registry not answering"
+        report.findings.append(
+            Finding(
+                Level.INFO,
+                "Cannot check the server certificate: the registry is not answering.",
+                "See the Registry panel; the certificate is checked again once the registry answers.",
+                served_error,
+            )
+        )
+        return report
     if server is None:
         report.findings.append(
             Finding(

@@ -43,7 +43,7 @@ const resetOrder = (event) => {
   for (const option of order.options) {
     option.textContent = option.dataset[sort.value] || option.textContent;
   }
-  order.value = sort.value === "created" ? "desc" : "asc";
+  order.value = sort.value === "name" ? "asc" : "desc";
 };
 document.addEventListener("input", resetOrder, true);
 document.addEventListener("change", resetOrder, true);
@@ -57,6 +57,7 @@ document.addEventListener("htmx:afterRequest", (event) => {
   if (!list) return;
   for (const other of list.querySelectorAll("[role=tab]")) {
     other.setAttribute("aria-selected", other === tab ? "true" : "false");
+    if (other === tab) other.removeAttribute("tabindex"); else other.setAttribute("tabindex", "-1");
   }
 });
 
@@ -89,3 +90,27 @@ document.addEventListener("htmx:afterSwap", (event) => {
   const target = state.focused >= 0 && focusablesIn(fresh)[state.focused];
   if (target) target.focus({ preventScroll: true });
 });
+
+// Platform tabs follow the ARIA tabs pattern: arrow keys, Home and End move between tabs
+// (and open the one reached, as a click would).
+document.addEventListener("keydown", (event) => {
+  const tab = event.target.closest && event.target.closest("[role=tab]");
+  if (!tab) return;
+  const tabs = [...tab.closest("[role=tablist]").querySelectorAll("[role=tab]")];
+  const at = tabs.indexOf(tab);
+  const moves = { ArrowRight: at + 1, ArrowDown: at + 1, ArrowLeft: at - 1, ArrowUp: at - 1, Home: 0, End: tabs.length - 1 };
+  if (!(event.key in moves)) return;
+  event.preventDefault();
+  const next = tabs[(moves[event.key] + tabs.length) % tabs.length];
+  next.focus();
+  next.click();
+});
+
+// "updated 25 s ago", "checked 10 s ago": <span data-age-from="SECONDS"> counts on by itself.
+setInterval(() => {
+  for (const el of document.querySelectorAll("[data-age-from]")) {
+    if (!el.dataset.ageStart) el.dataset.ageStart = String(Date.now());
+    const seconds = Number(el.dataset.ageFrom) + (Date.now() - Number(el.dataset.ageStart)) / 1000;
+    el.textContent = `${el.dataset.agePrefix || ""}${Math.round(seconds)} s ago`;
+  }
+}, 1000);

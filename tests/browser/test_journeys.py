@@ -62,7 +62,8 @@ def test_developer_browses_the_catalog(open_journey) -> None:
     page.get_by_role("link", name="node", exact=True).click()
     expect(page.get_by_role("heading", level=1)).to_have_text("node")
     set_marker(page)
-    page.get_by_label("Sort").select_option(label="by date created")
+    expect(page.locator("#tag-list th[aria-sort]")).to_have_text(re.compile("Pushed"))  # newest pushed by default
+    page.get_by_label("Sort").select_option(label="by date built")
     expect(page.locator("#tag-list th[aria-sort]")).to_have_attribute("aria-sort", "descending")
     rows = page.locator("#tag-list tbody tr")
     expect(rows.first.locator("a.tag")).to_have_text(["22", "lts"])
@@ -104,9 +105,10 @@ def test_developer_browses_the_catalog(open_journey) -> None:
     assert page.evaluate("navigator.clipboard.readText()") == wanted
     journey.assert_clean()
 
-    # No jobs for a developer: no link, and 403 at the address.
+    # No jobs for a developer: no link, and 403 at the address, naming the group that grants it.
     journey.visit("/jobs", status=403)
     expect(page.locator(".status-code")).to_have_text("403")
+    expect(page.locator(".error-page")).to_contain_text("cn=registry-admins")
     assert "Jobs" not in journey.nav_links()
     journey.check_page()
 
@@ -116,14 +118,79 @@ def test_developer_browses_the_catalog(open_journey) -> None:
     journey.check_page()
 
 
+def test_error_and_empty_result_pages_lead_onward(open_journey) -> None:
+    journey = open_journey()
+    page = journey.page
+    journey.log_in("dave")
+
+    # A missing tag links the repository's tag list.
+    journey.visit("/repositories/node/tags/no-such-tag", status=404)
+    expect(page.locator(".error-page")).to_contain_text("has no tag 'no-such-tag'")
+    journey.check_page()
+    page.get_by_role("link", name="All tags of node").click()
+    expect(page).to_have_url(journey.url("/repositories/node"))
+
+    # A page past the end says so and links the first and last pages.
+    journey.visit("/repositories/node?page=99", status=404)
+    expect(page.locator(".error-page")).to_contain_text("There is no page 99")
+    expect(page.get_by_role("link", name=re.compile(r"Last page \(1\)"))).to_be_visible()
+    journey.check_page()
+    page.get_by_role("link", name="First page").click()
+    expect(page.locator("#tag-list tbody tr").first).to_be_visible()
+
+    # "No match" only after a search, with a correct plural; the tag filter matches anywhere.
+    journey.visit("/repositories")
+    expect(page.get_by_text("No match")).to_have_count(0)
+    journey.visit("/repositories?q=zzz-nothing")
+    expect(page.locator(".count")).to_contain_text("0 matches")
+    expect(page.get_by_text("No match")).to_be_visible()
+    journey.check_page()
+    journey.visit("/repositories/node?q=ts")
+    expect(page.locator("#tag-list a.tag", has_text="lts")).to_be_visible()
+    expect(page.locator(".count")).to_contain_text(re.compile(r"(^|\s)(1 match|[02-9]\d* matches) for"))
+    journey.assert_clean()
+
+
+def _assert_fits(journey, width: int = 390) -> None:
+    """No sideways scroll, and every nav item and tag-table cell inside the screen."""
+    page = journey.page
+    scroll = page.evaluate("document.documentElement.scrollWidth")
+    assert scroll <= width, f"{page.url} is {scroll}px wide on a {width}px screen"
+    outside = page.evaluate(
+        """(width) => [...document.querySelectorAll('.mainnav a, .whoami button, #tag-list td, .pull')]
+             .filter((el) => { const r = el.getBoundingClientRect();
+                               return r.width > 0 && (r.left < 0 || r.right > width + 0.5); })
+             .map((el) => el.textContent.trim().slice(0, 30))""",
+        width,
+    )
+    assert not outside, f"cut off on {page.url}: {outside}"
+
+
 def test_catalog_fits_a_phone(open_journey) -> None:
     journey = open_journey(390, 844)
-    journey.log_in("dave")
-    journey.visit("/repositories")
+    page = journey.page
+    journey.log_in("alice")  # the longest navigation
+    expected = ["Overview", "Repositories", "Health", "Jobs", "Audit", "Access", "Tokens", "Trust"]
+    assert journey.nav_links() == expected
+    for path, shot in (
+        ("/", "overview-narrow"),
+        ("/repositories", "repositories-narrow"),
+        ("/repositories/node", "repository-narrow"),
+        ("/repositories/node/tags/22", "tag-narrow"),
+        ("/health", "health-narrow"),
+    ):
+        journey.visit(path)
+        _assert_fits(journey)
+        for link in page.get_by_role("navigation", name="Main").get_by_role("link").all():
+            expect(link).to_be_in_viewport()
+        journey.screenshot(shot)
+    journey.visit("/repositories/node")
     journey.check_page()
-    journey.screenshot("repositories-narrow")
-    width = journey.page.evaluate("document.documentElement.scrollWidth")
-    assert width <= 390, f"the page is {width}px wide on a 390px screen"
+    # Tag rows are cards: a labelled line per field, numbers and dates on one line.
+    first = page.locator("#tag-list tbody tr").first
+    expect(first.locator("td[data-label=Size]")).to_be_visible()
+    height = first.locator("td[data-label=Pushed]").evaluate("(el) => el.getBoundingClientRect().height")
+    assert height < 40, f"the pushed date wraps ({height}px)"
 
 
 def _registry_service(server):
@@ -186,6 +253,12 @@ def test_ops_watches_health_and_sees_an_outage(open_journey) -> None:
     page.wait_for_function("(id) => !document.getElementById(id).__old", arg=owner, timeout=15_000)
     expect(page.locator(f"#{owner} .finding details").first).to_have_attribute("open", "")
 
+    # A developer looks at some images first: Berth keeps them.
+    developer = open_journey()
+    developer.log_in("dave")
+    developer.visit("/repositories/node")
+    developer.visit("/repositories/node/tags/22")
+
     # Stop the registry: its panel turns red within one refresh; restore it: green again.
     client, service = _registry_service(journey.server)
     registry_panel = page.locator("#panel-registry")
@@ -194,7 +267,13 @@ def test_ops_watches_health_and_sees_an_outage(open_journey) -> None:
         service.scale(0)
         expect(registry_panel).to_have_class(re.compile(r"\bstatus-critical\b"), timeout=16_000)
         expect(registry_panel.locator(".badge").first).to_have_text("failing")
+        # The commonest outage gets the right advice, and no second alarm from the certificates.
+        name = journey.server.env.get("BERTH_SWARM_SERVICE", "registry")
+        expect(page.locator("#panel-swarm")).to_contain_text(f"docker service scale {name}=1", timeout=16_000)
+        expect(page.locator("#panel-swarm")).not_to_contain_text("run the setup job")
+        expect(page.locator("#panel-certs")).not_to_have_class(re.compile(r"status-(warning|critical)"))
         assert_no_reload(page)
+        _browse_while_the_registry_is_down(developer)
     finally:
         service.reload()
         service.scale(1)
@@ -211,6 +290,86 @@ def test_ops_watches_health_and_sees_an_outage(open_journey) -> None:
         expect(page.get_by_role("link", name=re.compile("Run setup|Rotate the certificate"))).to_have_count(0)
     journey.visit("/jobs", status=403)
     journey.check_page()
+
+
+def _browse_while_the_registry_is_down(journey) -> None:
+    """Saved pages under a banner; what was never saved explained in plain words."""
+    page = journey.page
+    journey.visit("/repositories?refresh=1")  # a reload that fails: Berth now knows the registry is down
+    banner = page.locator(".banner")
+    expect(banner).to_contain_text(re.compile(r"Registry not answering since \d\d:\d\d UTC; pulls will fail"))
+    expect(page.locator("#repository-list tbody tr").first).to_be_visible()
+    journey.check_page()
+    journey.visit("/repositories/node")
+    expect(banner).to_be_visible()
+    expect(page.locator("#tag-list tbody tr").first).to_be_visible()
+    journey.visit("/repositories/node/tags/22")
+    expect(page.locator("#pull-tag")).to_contain_text("node:22")
+    journey.screenshot("registry-down")
+    for status in (502, 504):
+        journey.watcher.allow(status, "/repositories/never-seen")
+    response = page.goto(journey.url("/repositories/never-seen"))
+    assert response is not None and response.status in (502, 504), response and response.status
+    expect(page.get_by_role("heading", level=1)).to_have_text("Registry not answering")
+    expect(page.locator(".error-page")).to_contain_text("Pulls and pushes fail too")
+    expect(page.locator(".error-page").get_by_role("link", name="Back to the overview")).to_be_visible()
+    journey.assert_clean()
+
+
+def test_an_expired_session_sends_the_tab_to_login(open_journey) -> None:
+    journey = open_journey()
+    page = journey.page
+    journey.log_in("olivia")
+    journey.visit("/health")
+    for name in ("registry", "nfs", "swarm", "certs"):
+        journey.watcher.allow(401, f"/health/panels/{name}")
+    # The same session ends elsewhere (logged out in another window).
+    other = open_journey()
+    other.page.context.add_cookies(page.context.cookies())
+    other.visit("/")
+    other.page.get_by_role("button", name="Log out").click()
+    expect(page).to_have_url(re.compile(r"/login\?next=(/|%2F)health$"), timeout=25_000)
+    expect(page.locator(".health-panel")).to_have_count(0)
+    expect(page.locator("input[name=password]")).to_have_count(1)  # one login form, not one per panel
+    journey.check_page()
+    page.get_by_label("Username").fill("olivia")
+    page.get_by_label("Password").fill("olivia-pw")
+    page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url(journey.url("/health"))
+    journey.assert_clean()
+
+
+def test_an_empty_registry_says_how_to_push(browser, server, tmp_path_factory) -> None:
+    from devstack import auth as registries
+    from tests.browser.conftest import Journey, Watcher, _serve
+
+    url = registries.start_plain_registry(server.state_dir, "empty-registry")
+    storage = registries.data_dir(server.state_dir, "empty-registry")
+    env = server.env | {"BERTH_REGISTRY_URL": url, "BERTH_NFS_PATH": str(storage)}
+    serving = _serve(tmp_path_factory, server.state_dir, env)
+    context = None
+    try:
+        empty = next(serving)
+        context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=empty.base_url)
+        page = context.new_page()
+        watcher = Watcher()
+        watcher.attach(page)
+        journey = Journey(page, watcher, empty)
+        journey.log_in("dave")
+        journey.visit("/repositories")
+        expect(page.get_by_role("heading", name="No images yet")).to_be_visible()
+        expect(page.get_by_text("No match")).to_have_count(0)
+        expect(page.locator(".count")).to_contain_text("0 repositories")
+        host = urlsplit(url).netloc
+        expect(page.locator(".empty-state")).to_contain_text(f"docker login {host}")
+        expect(page.locator(".empty-state")).to_contain_text(f"docker push {host}/dave/IMAGE:1.0")
+        journey.check_page()
+        journey.screenshot("repositories-empty")
+    finally:
+        if context is not None:
+            context.close()
+        serving.close()
+        registries.stop(server.state_dir, "empty-registry")
 
 
 def test_admin_sees_jobs_and_downloads_the_ca(open_journey, tmp_path) -> None:

@@ -117,4 +117,4 @@ def test_more_than_a_thousand_repositories_listed_and_searchable(settings, bulk_
     assert found == {"repositories": ["bulk/r1099"], "next": None}
     AuthActions(client).login("dave")
     page = client.get("/repositories?q=r10&page=2").get_data(as_text=True)
-    assert "100 of 1,100 repositories match" in page and "bulk/r1050" in page
+    assert "100 matches for" in page and "among 1,100 repositories" in page and "bulk/r1050" in page

@@ -81,4 +81,26 @@ def test_while_an_expired_key_reloads_others_get_the_recent_value(facts):
     fresh.get("k", lambda: "old")
     time.sleep(1.05)  # expired, but within the grace of 2 x TTL
     outcomes = _concurrently(fresh, "k", failing)
-    assert sorted(outcomes) == ["error: registry down", "old", "old"]  # the leader tells the truth
+    assert outcomes == ["old", "old", "old"]  # the registry is down: what was saved, not an error page
+    assert fresh.down_since is not None
+
+
+def test_a_down_upstream_is_not_asked_again_at_once_and_recovery_clears_it(facts):
+    fresh = FreshFacts(facts)
+    fresh.get("k", lambda: "old")
+    time.sleep(1.05)
+    assert fresh.get("k", failing) == "old"
+    calls = []
+    assert fresh.get("k", lambda: calls.append(1) or "new") == "old"  # within RETRY_AFTER_FAILURE
+    assert calls == []
+    fresh._last_failure = 0.0  # the retry pause is over
+    assert fresh.get("k", lambda: "new") == "new"
+    assert fresh.down_since is None
+
+
+def test_force_reloads_a_fresh_value_once(facts):
+    fresh = FreshFacts(facts)
+    fresh.get("k", lambda: "old")
+    assert fresh.get("k", lambda: "ignored") == "old"
+    assert fresh.get("k", lambda: "new", force=True) == "new"
+    assert fresh.age("k") is not None and fresh.age("k") < 1

@@ -34,11 +34,13 @@ GROUPS = [group(D1, ["1.10", "latest"], JAN), group(D2, ["1.9"], JAN - timedelta
 
 
 @pytest.mark.parametrize(
-    ("number", "expected_number", "items"), [(1, 1, [0, 1]), (3, 3, [4]), (9, 3, [4]), (0, 1, [0, 1])]
+    ("number", "expected_number", "items", "beyond"),
+    [(1, 1, [0, 1], False), (3, 3, [4], False), (9, 9, [], True), (0, 1, [0, 1], False)],
 )
-def test_paginate_clamps(number, expected_number, items):
+def test_paginate_says_when_a_page_is_past_the_end(number, expected_number, items, beyond):
     page = paginate(list(range(5)), number, 2)
     assert page.number == expected_number and list(page.items) == items and page.pages == 3
+    assert page.beyond is beyond
 
 
 def test_empty_page():
@@ -46,8 +48,10 @@ def test_empty_page():
     assert page.total == 0 and page.pages == 1 and page.first_index == 0 and not page.has_next
 
 
-def test_filter_by_tag_and_digest_prefix():
+def test_filter_by_tag_anywhere_and_digest_prefix():
     assert [g.digest for g in filter_groups(GROUPS, "lat")] == [D1]
+    assert [g.digest for g in filter_groups(GROUPS, "test")] == [D1]  # anywhere in the tag, not only its start
+    assert [g.digest for g in filter_groups(GROUPS, ".9")] == [D2]
     assert [g.digest for g in filter_groups(GROUPS, "sha256:bbb")] == [D2]
     assert [g.digest for g in filter_groups(GROUPS, "ccc")] == [D3]
     assert filter_groups(GROUPS, "") == GROUPS
@@ -105,3 +109,23 @@ def test_memo_is_bounded():
     memo.get("a")
     memo.put("c", 3)
     assert memo.get("b") is None and memo.get("a") == 1 and memo.get("c") == 3
+
+
+def test_pushed_times_read_link_mtimes_in_a_child(tmp_path):
+    import os
+
+    from berth.catalog.pushed import pushed_times, tags_directory
+
+    tags = tags_directory(tmp_path, "team/app")
+    for tag, stamp in (("1.0", 1_700_000_000), ("latest", 1_800_000_000)):
+        link = tags / tag / "current" / "link"
+        link.parent.mkdir(parents=True)
+        link.write_text("sha256:" + "a" * 64)
+        os.utime(link, (stamp, stamp))
+    (tags / "half-deleted").mkdir()
+    times = pushed_times(tmp_path, "team/app")
+    assert times == {
+        "1.0": datetime.fromtimestamp(1_700_000_000, UTC),
+        "latest": datetime.fromtimestamp(1_800_000_000, UTC),
+    }
+    assert pushed_times(tmp_path, "missing") == {}

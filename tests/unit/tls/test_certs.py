@@ -100,3 +100,25 @@ health: {storagedriver: {enabled: true}}
     assert Level.WARNING in levels.values()
     assert config_findings(None)[0].level is Level.INFO
     assert config_findings(": : :")[0].level is Level.WARNING
+
+
+def test_a_registry_that_does_not_answer_makes_the_certificate_unknown_not_a_warning(tmp_path):
+    from berth.health.monitor import with_state
+    from berth.tls.inspect import inspect_certificates
+
+    report = inspect_certificates(
+        ca_file=None, server_file=None, served=None, hostname="registry", served_error="No TLS handshake: refused"
+    ).as_dict()
+    assert report["unchecked"] == "registry not answering"
+    assert [f["level"] for f in report["findings"]] == ["info", "info"]
+    assert "registry is not answering" in report["findings"][-1]["message"]
+    assert with_state(report, 1.0, 60.0)["state"] == "unknown"
+
+
+def test_setup_restores_one_replica_of_a_service_scaled_to_zero():
+    from berth.jobs.setup import restore_replicas
+
+    spec = {"Mode": {"Replicated": {"Replicas": 0}}}
+    assert restore_replicas(spec) == ["replicas 0 → 1"] and spec["Mode"]["Replicated"]["Replicas"] == 1
+    assert restore_replicas({"Mode": {"Replicated": {"Replicas": 3}}}) == []
+    assert restore_replicas({"Mode": {"Global": {}}}) == []

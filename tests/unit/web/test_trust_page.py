@@ -33,11 +33,16 @@ def test_certs_d_comes_before_the_system_stores(offline_settings):
 
 def test_every_install_checks_the_fingerprint_first(offline_settings):
     body, _ = trust_page(offline_settings)
-    installs = [c for c in commands(body) if "install" in c or "update-ca" in c]
-    assert len(installs) == 3
+    stores = ("certs.d", "ca-certificates", "ca-trust", "Keychains", "Cert:")
+    installs = [c for c in commands(body) if any(store in c for store in stores) and "curl --cacert" not in c]
+    assert len(installs) >= 8  # Docker, rootless, Podman, containerd, macOS, Windows, Debian, RHEL
     for command in installs:
-        check = command.index("sha256sum")
-        assert check < command.index("sudo install") and "-o /etc" not in command and "-o /usr" not in command
+        check = min(
+            command.find(word) for word in ("sha256sum", "shasum -a 256", "GetCertHashString") if word in command
+        )
+        first_write = min(command.find(store) for store in stores if store in command)
+        assert check < first_write, command
+        assert "-o /etc" not in command and "-o /usr" not in command and "-o ~" not in command
 
 
 def test_the_check_passes_for_the_real_ca_and_fails_for_another(offline_settings, tmp_path):

@@ -59,7 +59,18 @@ def test_pages_redirect_anonymous_to_login(client, path):
 
 def test_htmx_request_gets_hx_redirect(client):
     response = client.get("/repositories", headers={"HX-Request": "true"})
+    assert response.status_code == 401
     assert response.headers["HX-Redirect"].startswith("/login")
+    assert b"<form" not in response.data
+
+
+def test_htmx_redirect_returns_to_the_page_not_the_fragment(client):
+    headers = {"HX-Request": "true", "HX-Current-URL": "http://localhost/health?x=1"}
+    response = client.get("/health/panels/registry", headers=headers)
+    assert response.status_code == 401
+    assert response.headers["HX-Redirect"] == "/login?next=/health?x%3D1"
+    foreign = client.get("/health/panels/registry", headers={**headers, "HX-Current-URL": "https://evil.example/x"})
+    assert foreign.headers["HX-Redirect"] == "/login?next=/health/panels/registry"
 
 
 def test_api_needs_credentials_as_json(client):
