@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -72,8 +73,8 @@ class FreshFacts:
                 raise flight.error
             return flight.value
         try:
-            flight.value = load()
-            self.facts.put(key, flight.value)
+            started = time.time()
+            flight.value = self.facts.put(key, load(), loaded_since=started)
             return flight.value
         except BaseException as exc:
             flight.error = exc
