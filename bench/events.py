@@ -196,6 +196,7 @@ def run(args: argparse.Namespace) -> dict:
     ) as stack:
         berth.env.update(stack.env)
         berth.env.update(BERTH_EVENTS_SECRET=SECRET, BERTH_CACHE_TTL="600", BERTH_BACKGROUND="false")
+        berth.env["BERTH_DATA_DIR"] = str(berth.data_dir)  # the stack names its own; Berth keeps the one it wipes
         berth.start(timeout=60)
         try:
             with requests.Session() as http:
