@@ -260,3 +260,27 @@ def test_token_auth_shows_the_pusher(world: World, tmp_path: Path) -> None:
     finally:
         berth.stop()
         devauth.stop(world.state_dir, "events-token-registry")
+
+
+def test_activity_page_lists_pushes_and_refreshes_itself(world: World) -> None:
+    world.push("paged/app:7")
+    world.wait_for(lambda: world.events("paged/app"))
+    with requests.Session() as browser:
+        browser.trust_env = False
+        login = browser.get(world.berth.base_url + "/login", timeout=10).text
+        token = login.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+        browser.post(
+            world.berth.base_url + "/login",
+            data={"username": "dave", "password": "dave-pw", "csrf_token": token},
+            timeout=10,
+        )
+        page = browser.get(world.berth.base_url + "/activity", params={"repository": "paged/app"}, timeout=10)
+        assert page.status_code == 200 and "paged/app</a>:7" in page.text and 'hx-trigger="every 5s"' in page.text
+        fragment = browser.get(
+            world.berth.base_url + "/activity", params={"repository": "paged/app"}, headers={"HX-Request": "true"}
+        )
+        assert fragment.text.lstrip().startswith('<div id="activity-list"') and "paged/app" in fragment.text
+        repository = browser.get(world.berth.base_url + "/repositories/paged/app", timeout=10)
+        assert repository.status_code == 200 and "/activity/pulls?repository=paged" in repository.text
+        stats = browser.get(world.berth.base_url + "/activity/pulls", params={"repository": "paged/app"}, timeout=10)
+        assert "Last pushed" in stats.text and "in the last 30" in stats.text
