@@ -132,7 +132,7 @@ def _envelope(run: str, index: int, repositories: list[str]) -> bytes:
     return json.dumps({"events": [event]}).encode()
 
 
-def event_load(berth: BerthServer, repositories: list[str], rate: int, seconds: int, threads: int = 12) -> dict:
+def event_load(berth: BerthServer, repositories: list[str], rate: int, seconds: int, threads: int = 32) -> dict:
     """(b): ``rate`` envelopes a second for ``seconds`` (bounded), then count them back in SQLite."""
     run, total = uuid.uuid4().hex[:8], rate * seconds
     lock, next_index, results = threading.Lock(), [0], []
