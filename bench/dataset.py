@@ -24,7 +24,9 @@ Contents (deterministic):
 
 The build goes to ``DIR/registry.partial`` and is renamed to ``DIR/registry`` when complete;
 ``DIR/stamp.json`` records the version and counts, so a later run reuses it.
-Run ``python -m bench.dataset [--data-dir DIR] [--rebuild]`` to build it alone.
+Run ``python -m bench.dataset [--data-dir DIR] [--rebuild] [--repositories N]`` to build it
+alone. ``--repositories 100000`` scales the small repositories (3/4 nested in namespaces of
+75, 1/4 flat; the 10,000 default keeps the names above) for the events benchmark.
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ STORAGE_NAME = "registry"
 NAMESPACES = 100
 APPS_PER_NAMESPACE = 75
 FLAT_REPOSITORIES = 2_500
+SMALL_REPOSITORIES = NAMESPACES * APPS_PER_NAMESPACE + FLAT_REPOSITORIES
 BIG_REPOSITORY = "bench/big"
 BIG_IMAGES = 300
 BIG_INDEX_EVERY = 10  # every 10th image is a multi-platform index: 30 of 300
@@ -227,18 +230,22 @@ def _spec(created: str, layers: Sequence[_PooledLayer], labels: dict[str, str], 
     )
 
 
-def small_repository_names() -> list[str]:
-    """Return the 10,000 small repositories' names (nested and flat)."""
-    nested = [f"bench/ns-{ns:04d}/app-{app:04d}" for ns in range(NAMESPACES) for app in range(APPS_PER_NAMESPACE)]
-    flat = [f"bench/app-{index:04d}" for index in range(FLAT_REPOSITORIES)]
-    return sorted(nested + flat)
+def small_repository_names(total: int = SMALL_REPOSITORIES) -> list[str]:
+    """Return the small repositories' names (nested and flat): 10,000 by default."""
+    namespaces = total * NAMESPACES // SMALL_REPOSITORIES
+    flat = total - namespaces * APPS_PER_NAMESPACE
+    width = max(4, len(str(max(namespaces, flat) - 1)))
+    nested = [f"bench/ns-{ns:0{width}d}/app-{app:04d}" for ns in range(namespaces) for app in range(APPS_PER_NAMESPACE)]
+    return sorted(nested + [f"bench/app-{index:0{width}d}" for index in range(flat)])
 
 
-def _write_small_repositories(writer: StorageWriter, bases: list[_PooledLayer], apps: list[_PooledLayer]) -> None:
+def _write_small_repositories(
+    writer: StorageWriter, bases: list[_PooledLayer], apps: list[_PooledLayer], total: int
+) -> None:
     """Write every small repository: ``1.x.y`` and, for every other one, ``latest``."""
     rng = random.Random(SEED + 1)
     start = datetime(2019, 1, 1, tzinfo=UTC)
-    for index, repo in enumerate(small_repository_names()):
+    for index, repo in enumerate(small_repository_names(total)):
         layers = (bases[index % len(bases)], apps[rng.randrange(len(apps))])
         version = f"1.{rng.randrange(30)}.{rng.randrange(20)}"
         older = start + timedelta(seconds=rng.randrange(5 * 365 * 86400))
@@ -329,18 +336,18 @@ def _stamp_path(data_dir: Path) -> Path:
     return Path(data_dir) / STAMP_NAME
 
 
-def load_dataset(data_dir: Path) -> Dataset | None:
+def load_dataset(data_dir: Path, small: int = SMALL_REPOSITORIES) -> Dataset | None:
     """Return the dataset recorded under ``data_dir`` if it is complete and current."""
     try:
         stamp = json.loads(_stamp_path(data_dir).read_text())
     except (OSError, ValueError):
         return None
-    if stamp.get("version") != DATASET_VERSION:
+    if stamp.get("version") != DATASET_VERSION or stamp.get("small_repositories", SMALL_REPOSITORIES) != small:
         return None
     storage = Path(data_dir).resolve() / STORAGE_NAME
     if not (storage / "docker" / "registry" / "v2" / "repositories").is_dir():
         return None
-    fields = {name: stamp[name] for name in Dataset.__dataclass_fields__ if name in stamp}
+    fields = {name: stamp[name] for name in Dataset.__dataclass_fields__ if name in stamp and name != "reused"}
     fields.update(storage_root=storage, reused=True)
     try:
         return Dataset(**fields)
@@ -348,7 +355,7 @@ def load_dataset(data_dir: Path) -> Dataset | None:
         return None
 
 
-def build_dataset(data_dir: Path) -> Dataset:
+def build_dataset(data_dir: Path, small: int = SMALL_REPOSITORIES) -> Dataset:
     """Write the whole dataset under ``data_dir`` (replacing any previous one) and stamp it."""
     data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -363,7 +370,7 @@ def build_dataset(data_dir: Path) -> Dataset:
     bases = _layer_pool("base", 8, (24_000, 64_000), rng)
     apps = _layer_pool("app", 40, (4_000, 32_000), rng)
     writer = StorageWriter(partial)
-    _write_small_repositories(writer, bases, apps)
+    _write_small_repositories(writer, bases, apps, small)
     sample_manifest, sample_index, indexes = _write_big_repository(writer, bases, apps)
     os.rename(partial, final)
     dataset = Dataset(
@@ -378,6 +385,7 @@ def build_dataset(data_dir: Path) -> Dataset:
     )
     stamp = asdict(dataset) | {
         "version": DATASET_VERSION,
+        "small_repositories": small,
         "storage_root": str(final),
         "blobs": writer.counters.blobs,
         "links": writer.counters.links,
@@ -388,13 +396,15 @@ def build_dataset(data_dir: Path) -> Dataset:
     return dataset
 
 
-def ensure_dataset(data_dir: Path = DEFAULT_DATA_DIR, rebuild: bool = False) -> Dataset:
+def ensure_dataset(
+    data_dir: Path = DEFAULT_DATA_DIR, rebuild: bool = False, small: int = SMALL_REPOSITORIES
+) -> Dataset:
     """Return the cached dataset under ``data_dir``, building it first if needed."""
     if not rebuild:
-        cached = load_dataset(data_dir)
+        cached = load_dataset(data_dir, small)
         if cached is not None:
             return cached
-    return build_dataset(data_dir)
+    return build_dataset(data_dir, small)
 
 
 def verify_registry(base: str, ca_cert: str | Path, dataset: Dataset) -> dict[str, object]:
@@ -435,8 +445,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.dataset", description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--rebuild", action="store_true", help="build again even if a stamp exists")
+    parser.add_argument("--repositories", type=int, default=SMALL_REPOSITORIES, help="small repositories (100000)")
     args = parser.parse_args(argv)
-    dataset = ensure_dataset(args.data_dir, rebuild=args.rebuild)
+    dataset = ensure_dataset(args.data_dir, rebuild=args.rebuild, small=args.repositories)
     how = "reused" if dataset.reused else "built"
     print(f"dataset {how}: {dataset.storage_root}")
     print(

@@ -59,7 +59,7 @@ class BenchStack:
         return sum(1 for line in text.splitlines() if '"GET /v2/' in line or '"HEAD /v2/' in line)
 
 
-def _start_registry(state_dir: Path, storage_root: Path, ca_cert: Path, access_log: bool) -> str:
+def _start_registry(state_dir: Path, storage_root: Path, ca_cert: Path, access_log: bool, extra_yaml: str = "") -> str:
     """Start the bench registry on a free port (log level warn); return its base URL.
 
     With ``access_log`` the registry writes one line per request, which lets the benchmark
@@ -78,7 +78,7 @@ def _start_registry(state_dir: Path, storage_root: Path, ca_cert: Path, access_l
         )
         if access_log:
             text = text.replace("accesslog:\n    disabled: true", "accesslog:\n    disabled: false")
-        config.write_text(text)
+        config.write_text(text + extra_yaml)
         record = procs.start(state_dir, REGISTRY_NAME, [dsregistry.REGISTRY, "serve", str(config)], log)
         url = f"https://{LOOPBACK}:{port}"
         try:
@@ -92,14 +92,14 @@ def _start_registry(state_dir: Path, storage_root: Path, ca_cert: Path, access_l
 
 @contextmanager
 def bench_stack(
-    storage_root: Path, state_dir: Path = DEFAULT_STATE_DIR, access_log: bool = False
+    storage_root: Path, state_dir: Path = DEFAULT_STATE_DIR, access_log: bool = False, registry_yaml: str = ""
 ) -> Iterator[BenchStack]:
-    """Run devstack plus a registry on ``storage_root``; stop all of it on exit."""
+    """Run devstack plus a registry on ``storage_root`` (``registry_yaml`` appended to its config); stop all on exit."""
     state_dir = Path(state_dir).resolve()
     try:
         env = devstack.up(state_dir)
         ca_cert = Path(env["BERTH_REGISTRY_CA"])
-        url = _start_registry(state_dir, Path(storage_root), ca_cert, access_log)
+        url = _start_registry(state_dir, Path(storage_root), ca_cert, access_log, registry_yaml)
         env = env | {
             "BERTH_REGISTRY_URL": url,
             "BERTH_REGISTRY_CA": str(ca_cert),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -88,6 +89,8 @@ class Settings:
     access_rules: Path | None = None
     anonymous_pull: bool = False
     registry_service: str | None = None
+    events_secret: str | None = None
+    events_retention_days: int = 30
 
     def __post_init__(self) -> None:
         if self.ca_dir is _CA_IN_DATA_DIR:
@@ -97,6 +100,8 @@ class Settings:
             object.__setattr__(self, "registry_hostnames", (host,))
         if not self.registry_service:
             object.__setattr__(self, "registry_service", self.registry_host)
+        if self.events_secret is not None and not re.fullmatch(r"[A-Za-z0-9._~+/=-]{16,512}", self.events_secret):
+            raise SettingError("BERTH_EVENTS_SECRET", "must be 16 to 512 characters of A-Z a-z 0-9 . _ ~ + / = -")
 
     @property
     def registry_host(self) -> str:
@@ -117,7 +122,7 @@ class Settings:
         shown = []
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.name in {"secret_key", "ldap_bind_password", "registry_password"} and value:
+            if f.name in {"secret_key", "ldap_bind_password", "registry_password", "events_secret"} and value:
                 value = "***"
             shown.append(f"{f.name}={value!r}")
         return f"Settings({', '.join(shown)})"
@@ -223,6 +228,8 @@ class Settings:
             registry_service=env.get("BERTH_REGISTRY_SERVICE") or None,
             background=env.flag("BERTH_BACKGROUND", True),
             job_stale_seconds=env.number("BERTH_JOB_STALE_SECONDS", 15.0, float),
+            events_secret=env.secret("BERTH_EVENTS_SECRET"),
+            events_retention_days=env.number("BERTH_EVENTS_RETENTION_DAYS", 30, int),
         )
 
 

@@ -155,3 +155,11 @@ class ConvergenceFailed(JobFailed):
 
 class PageSizeRefused(BerthError):
     """The registry refused ``n=`` (its maximum is lower); the caller retries with a smaller page."""
+
+
+class BadRequest(BerthError):
+    """What a client sent cannot be accepted as it is (400, or 413/415 for size and type)."""
+
+    def __init__(self, message: str, *, status: int = 400):
+        super().__init__(message)
+        self.status = status

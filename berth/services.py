@@ -16,6 +16,9 @@ from berth.auth.tokens import SigningKeys, TokenIssuer, signing_dir
 from berth.catalog.service import CatalogService
 from berth.config import Settings
 from berth.db import Database
+from berth.events.ingest import EventIngest
+from berth.events.secret import events_secret
+from berth.events.store import EventStore
 from berth.health.metrics import observe_registry_request
 from berth.health.monitor import HealthMonitor
 from berth.health.probes import build_probes
@@ -44,6 +47,8 @@ class Services:
     access_rules: AccessRules
     access_tokens: AccessTokens
     token_server: TokenServer
+    events: EventIngest
+    events_secret: str
 
 
 def build_services(settings: Settings) -> Services:
@@ -117,4 +122,6 @@ def build_services(settings: Settings) -> Services:
         access_rules=access_rules,
         access_tokens=access_tokens,
         token_server=TokenServer(issuer, access_rules, login, basic_auth_cache, directory, access_tokens, audit),
+        events=EventIngest(EventStore(db, settings.events_retention_days), catalog),
+        events_secret=events_secret(settings.events_secret, settings.data_dir),
     )

@@ -11,18 +11,20 @@ import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from flask import Flask, abort, current_app, g, redirect, request, url_for
+from flask import Flask, abort, current_app, g, jsonify, redirect, request, url_for
 from flask_login import LoginManager, UserMixin, current_user
 
 from berth.auth.directory import UserGone
 from berth.auth.sessions import SessionRecord
 from berth.errors import BerthError, DirectoryUnavailable
+from berth.events.secret import bearer_matches
 from berth.roles import Role
 from blueprints import services
 
 log = logging.getLogger(__name__)
 
 PUBLIC = "public"
+REGISTRY = "registry"  # machine-to-machine: the registry's notifications, with Berth's bearer secret
 ACCESS = "berth_access"  # the attribute a view's access rule is kept in
 
 
@@ -56,6 +58,12 @@ def requires(role: Role) -> Callable:
 def public(view: Callable) -> Callable:
     """Mark a view as open to anyone, logged in or not."""
     setattr(view, ACCESS, PUBLIC)
+    return view
+
+
+def registry_only(view: Callable) -> Callable:
+    """Mark a view as the registry's: ``Authorization: Bearer <events secret>``, no login, no session."""
+    setattr(view, ACCESS, REGISTRY)
     return view
 
 
@@ -148,6 +156,8 @@ def _enforce_access():
     required = getattr(view, ACCESS, None)
     if required == PUBLIC or (request.endpoint == "main.metrics" and services().settings.metrics_public):
         return None
+    if required == REGISTRY:
+        return _check_registry_bearer()
     if required is None:
         log.error("view %s declares no access rule; refusing", request.endpoint)
         abort(403)
@@ -166,6 +176,17 @@ def _role_needed(required: Role) -> str:
     if required > Role.DEVELOPER:
         text += f" Membership of the directory group {group} grants it: ask whoever manages that group."
     return text
+
+
+def _check_registry_bearer():
+    """None when the request carries the events secret, else a 401 naming the scheme."""
+    if bearer_matches(request.headers.get("Authorization"), services().events_secret):
+        return None
+    log.warning("registry event refused from %s: missing or wrong bearer secret", client_address())
+    response = jsonify(error="Send the events secret as Authorization: Bearer <secret>.")
+    response.status_code = 401
+    response.headers["WWW-Authenticate"] = 'Bearer realm="berth-events"'
+    return response
 
 
 def _ask_to_log_in():

@@ -13,6 +13,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from berth.errors import (
+    BadRequest,
     BadUpstreamResponse,
     BerthError,
     Conflict,
@@ -48,6 +49,8 @@ def status_for(error: BerthError) -> int:
     """The HTTP status that tells a client what kind of failure ``error`` is."""
     if isinstance(error, NotFound):
         return 404
+    if isinstance(error, BadRequest):
+        return error.status
     if isinstance(error, Conflict):
         return 409
     if isinstance(error, LoginThrottled):

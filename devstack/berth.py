@@ -78,11 +78,11 @@ class BerthServer:
         self.env = inherited | env | {"BERTH_DATA_DIR": str(self.data_dir)}
         self._proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 30.0) -> None:
-        """Start gunicorn with an empty data directory and wait for ``/healthz``."""
-        if self.data_dir.exists():
+    def start(self, timeout: float = 30.0, fresh: bool = True) -> None:
+        """Start gunicorn and wait for ``/healthz``, on an empty data directory (``fresh=False``: the one it has)."""
+        if fresh and self.data_dir.exists():
             shutil.rmtree(self.data_dir)
-        self.data_dir.mkdir(parents=True)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log.parent.mkdir(parents=True, exist_ok=True)
         argv = [str(GUNICORN), "--config", "gunicorn.conf.py", "--bind", f"{LOOPBACK}:{self.port}", self.app]
         with open(self.log, "ab") as log, open(os.devnull, "rb") as devnull:

@@ -4,6 +4,9 @@
   so they never change: no expiry, and a restart or another worker starts warm.
 - ``FactCache``: what changes (the catalog, a repository's tags, tag -> digest): kept
   ``ttl`` seconds, in memory and in SQLite, so a second worker does not start cold.
+  A registry event changes an entry in place (``update``) and logs the key in
+  ``fact_changes``; every process reads that log at most every ``SYNC_EVERY`` seconds
+  and drops exactly those keys from its memory, so all workers see a push within that.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any
 
 from berth.db import Database
@@ -20,8 +23,12 @@ from berth.db import Database
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS content (digest TEXT PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS facts (key TEXT PRIMARY KEY, value TEXT NOT NULL, fetched_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS fact_changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL, at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS fact_changes_key ON fact_changes (key, at);
 """
 SQLITE_BATCH = 500  # stays under SQLite's bound-parameter limit
+SYNC_EVERY = 0.2  # seconds between two looks at the change log (one indexed query per process)
+CHANGES_KEPT = 3600.0  # seconds a change stays in the log (longer than any load or sync gap)
 
 
 class ContentCache:
@@ -60,10 +67,13 @@ class FactCache:
         self._memory: OrderedDict[str, tuple[float, Any]] = OrderedDict()
         self._max = max_entries
         self._lock = threading.Lock()
+        self._synced_at = 0.0
+        self._seen_change: int | None = None
         db.add_schema(SCHEMA)
 
     def get(self, key: str, allow_stale: bool = False) -> Any | None:
         """The value if it was fetched less than ``ttl`` seconds ago (or ever, with allow_stale)."""
+        self._sync()
         now = time.time()
         max_age = float("inf") if allow_stale else self.ttl
         full = f"{self._namespace}{key}"
@@ -82,6 +92,7 @@ class FactCache:
 
     def entry(self, key: str) -> tuple[Any, float] | None:
         """The value and its age in seconds, however old, or None if never fetched."""
+        self._sync()
         full = f"{self._namespace}{key}"
         now = time.time()
         with self._lock:
@@ -104,13 +115,66 @@ class FactCache:
             row = conn.execute("SELECT value FROM facts WHERE key = ?", (f"{self._namespace}{key}",)).fetchone()
         return None if row is None else json.loads(row["value"])
 
-    def put(self, key: str, value: Any) -> None:
-        """Remember ``value`` as fetched now."""
+    def put(self, key: str, value: Any, loaded_since: float | None = None) -> Any:
+        """Remember ``value`` as fetched now, and return the value in force.
+
+        With ``loaded_since`` (when the load began), a value that an event changed in
+        the meantime wins over the loaded one, which may predate the event.
+        """
         now = time.time()
         full = f"{self._namespace}{key}"
-        with self._db.connect() as conn:
+        with self._db.connect(immediate=loaded_since is not None) as conn:
+            if loaded_since is not None:
+                changed = conn.execute(
+                    "SELECT 1 FROM fact_changes WHERE key = ? AND at >= ? LIMIT 1", (full, loaded_since)
+                ).fetchone()
+                row = conn.execute("SELECT value, fetched_at FROM facts WHERE key = ?", (full,)).fetchone()
+                if changed and row is not None:
+                    current = json.loads(row["value"])
+                    self._remember(full, row["fetched_at"], current)
+                    return current
             conn.execute("INSERT OR REPLACE INTO facts VALUES (?, ?, ?)", (full, json.dumps(value), now))
         self._remember(full, now, value)
+        return value
+
+    def update(self, key: str, change: Callable[[Any], Any | None]) -> bool:
+        """Apply ``change`` to the stored value of ``key`` (if any) for every process; False if unchanged.
+
+        ``change`` returns the new value, or None for "no change". The entry keeps its
+        fetch time, so the TTL still reloads it from the registry as a safety net.
+        """
+        full = f"{self._namespace}{key}"
+        now = time.time()
+        with self._db.connect(immediate=True) as conn:
+            row = conn.execute("SELECT value, fetched_at FROM facts WHERE key = ?", (full,)).fetchone()
+            new = change(json.loads(row["value"])) if row is not None else None
+            if new is None:
+                return False
+            conn.execute("UPDATE facts SET value = ? WHERE key = ?", (json.dumps(new), full))
+            seq = conn.execute("INSERT INTO fact_changes (key, at) VALUES (?, ?)", (full, now)).lastrowid or 0
+            if seq % 1000 == 0:
+                conn.execute("DELETE FROM fact_changes WHERE at < ?", (now - CHANGES_KEPT,))
+        self._remember(full, row["fetched_at"], new)
+        return True
+
+    def _sync(self) -> None:
+        """Forget the remembered entries that another process changed (at most every SYNC_EVERY s)."""
+        now = time.monotonic()
+        if now - self._synced_at < SYNC_EVERY:
+            return
+        self._synced_at = now
+        with self._db.connect() as conn:
+            if self._seen_change is None:
+                self._seen_change = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM fact_changes").fetchone()[0]
+                return
+            rows = conn.execute(
+                "SELECT seq, key FROM fact_changes WHERE seq > ? ORDER BY seq", (self._seen_change,)
+            ).fetchall()
+        if rows:
+            with self._lock:
+                for row in rows:
+                    self._memory.pop(row["key"], None)
+                self._seen_change = max(self._seen_change or 0, rows[-1]["seq"])
 
     def _remember(self, key: str, fetched_at: float, value: Any) -> None:
         with self._lock:

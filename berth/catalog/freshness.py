@@ -112,8 +112,8 @@ class FreshFacts:
                 raise flight.error
             return flight.value
         try:
-            flight.value = load()
-            self.facts.put(key, flight.value)
+            started = time.time()
+            flight.value = self.facts.put(key, load(), loaded_since=started)
             self._mark(failed=False)
             return flight.value
         except BaseException as exc:

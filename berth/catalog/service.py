@@ -19,8 +19,10 @@ from datetime import datetime
 
 from berth.catalog.cache import ContentCache, FactCache, Memo
 from berth.catalog.freshness import FreshFacts, in_background
+from berth.catalog.updates import apply_events
 from berth.db import Database
 from berth.errors import BadUpstreamResponse, NotFound, UpstreamUnavailable
+from berth.events.model import RegistryEvent
 from berth.registry.client import RegistryClient
 from berth.registry.model import Image, ImageConfig, ImageIndex, ImageManifest, PlatformImage, assemble
 from berth.registry.parse import parse_config, parse_manifest
@@ -152,6 +154,10 @@ class CatalogService:
         missing = [n for n in names if n not in counts]
         counts.update(zip(missing, self._map(count, missing), strict=True))
         return {name: counts[name] for name in names}
+
+    def apply_events(self, events: Iterable[RegistryEvent]) -> int:
+        """Registry events into the cached facts at once (see berth.catalog.updates); count the changes."""
+        return apply_events(self._facts, events)
 
     # --- tags and images ---------------------------------------------------------
 

@@ -122,3 +122,33 @@ def http_secret(settings: Settings, current_config: str | None, *, keep: bool) -
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         write_private(settings.data_dir / HTTP_SECRET_FILE, secret.encode())
     return secret, source
+
+
+#: How the registry delivers events to Berth: give up on one attempt after ``timeout``,
+#: and after ``threshold`` failures in a row wait ``backoff`` before trying again (it
+#: keeps the events queued in memory meanwhile, so a restart of Berth loses none).
+EVENTS_TIMEOUT = "5s"
+EVENTS_THRESHOLD = 3
+EVENTS_BACKOFF = "5s"
+#: Layers and configs: their events say nothing Berth shows, so the registry skips them.
+BLOB_MEDIA_TYPE = "application/octet-stream"
+
+
+def notifications_section(settings: Settings, secret: str) -> dict | None:
+    """The ``notifications`` section that sends the registry's events to Berth (None without BERTH_PUBLIC_URL).
+
+    ``secret`` is ``berth.events.secret.events_secret(...)``; it rides in the endpoint's
+    ``Authorization`` header, so the rendered config must be kept like any other secret.
+    """
+    if not settings.public_url:
+        return None
+    endpoint = {
+        "name": "berth",
+        "url": f"{settings.public_url}/api/v1/events",
+        "headers": {"Authorization": [f"Bearer {secret}"]},
+        "timeout": EVENTS_TIMEOUT,
+        "threshold": EVENTS_THRESHOLD,
+        "backoff": EVENTS_BACKOFF,
+        "ignoredmediatypes": [BLOB_MEDIA_TYPE],
+    }
+    return {"endpoints": [endpoint]}

@@ -1,0 +1,1 @@
+"""The registry's notifications: receiving its events, the activity feed, pull counts."""
