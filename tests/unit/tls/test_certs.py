@@ -91,6 +91,7 @@ def test_registry_config_findings():
 http: {addr: ":5000", secret: s3cret, draintimeout: 30s}
 storage: {filesystem: {rootdirectory: /var/lib/registry}, delete: {enabled: true}}
 health: {storagedriver: {enabled: true}}
+auth: {token: {realm: "https://berth/auth/token", service: r, issuer: berth, rootcertbundle: /b.pem}}
 """
     assert [f.level for f in config_findings(good)] == [Level.OK]
     bare = "http: {addr: ':5000'}\nstorage: {filesystem: {rootdirectory: /srv}}\n"
@@ -98,5 +99,6 @@ health: {storagedriver: {enabled: true}}
     assert levels["http.secret"] is Level.WARNING and levels["health.storagedriver"] is Level.WARNING
     assert levels["storage.delete"] is Level.INFO and levels["http.draintimeout"] is Level.INFO
     assert Level.WARNING in levels.values()
+    assert any(f.level is Level.CRITICAL and "accepts pushes from anyone" in f.message for f in config_findings(bare))
     assert config_findings(None)[0].level is Level.INFO
     assert config_findings(": : :")[0].level is Level.WARNING
