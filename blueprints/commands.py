@@ -37,7 +37,11 @@ def check_config() -> None:
 
 
 @click.command(JobKind.SETUP)
-@click.option("--yes", is_flag=True, help="Go ahead even if the NFS check finds a critical problem.")
+@click.option(
+    "--yes",
+    is_flag=True,
+    help="Confirm what the plan asks: a critical NFS finding, turning on (or replacing) registry auth.",
+)
 @with_appcontext
 def setup(yes: bool) -> None:
     """Set up (or converge) the registry on the Swarm, printing each step."""

@@ -9,7 +9,9 @@ ECDSA signature (raw r||s, not DER) is exactly the kind of detail a library gets
 Keys live in ``DIR/current.{key,crt}`` (key 0600), made on first use under a file lock
 so gunicorn workers agree. A rotation stages ``next`` (trusted, not yet signing), then
 promotes it: ``current`` becomes ``previous`` and stays trusted until the next rotation.
-:func:`SigningKeys.bundle_pem` is what the registry's ``rootcertbundle`` must hold.
+:func:`SigningKeys.bundle_pem` is what the registry's ``rootcertbundle`` must hold. A
+signer notices a promotion made by another process (a job, another gunicorn worker) by
+the current certificate's file changing, and reloads before it signs.
 """
 
 from __future__ import annotations
@@ -76,6 +78,8 @@ class SigningKeys:
         self.days = days
         self._key: ec.EllipticCurvePrivateKey | None = None
         self._x5c: str = ""
+        self._slot = "current"
+        self._stamp: tuple[int, int] | None = None
 
     @contextmanager
     def _locked(self):
@@ -97,23 +101,37 @@ class SigningKeys:
         os.replace(temporary, key_path)
         cert_path.write_bytes(cert_pem)
 
-    def load(self) -> SigningKeys:
-        """Read the current key, creating it (once, under the lock) when there is none."""
+    def load(self, slot: str = "current") -> SigningKeys:
+        """Read the key of ``slot``; the current one is created (once, under the lock) when there is none."""
         with self._locked():
-            key_path, cert_path = self._paths("current")
-            if not (key_path.is_file() and cert_path.is_file()):
+            key_path, cert_path = self._paths(slot)
+            if slot == "current" and not (key_path.is_file() and cert_path.is_file()):
                 self._write("current", *_new_signing_pair(self.days))
             key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
             cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+            self._stamp = self._stamp_of(cert_path)
         if not isinstance(key, ec.EllipticCurvePrivateKey):
             raise ValueError(f"{key_path} is not an EC key")
-        self._key = key
+        self._key, self._slot = key, slot
         self._x5c = base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
         return self
 
-    def bundle_pem(self) -> bytes:
-        """Every certificate the registry should trust (current, next, previous), PEM."""
-        return b"".join(p.read_bytes() for slot in SLOTS if (p := self._paths(slot)[1]).is_file())
+    @staticmethod
+    def _stamp_of(path: Path) -> tuple[int, int] | None:
+        try:
+            status = path.stat()
+        except OSError:
+            return None
+        return status.st_ino, status.st_mtime_ns
+
+    def bundle_pem(self, slots: Iterable[str] = SLOTS) -> bytes:
+        """The certificates of ``slots`` the registry should trust (default: all), PEM.
+
+        They are sorted, so the same set of certificates is always the same bytes (and the
+        same versioned Swarm secret), whichever slot each one sits in.
+        """
+        pems = {p.read_bytes() for slot in slots if (p := self._paths(slot)[1]).is_file()}
+        return b"".join(sorted(pems))
 
     def stage_next(self) -> None:
         """Make the key a rotation will switch to; it is in the bundle but signs nothing yet."""
@@ -133,10 +151,17 @@ class SigningKeys:
             os.replace(next_cert, current_cert)
         self.load()
 
+    def discard_next(self) -> None:
+        """Forget a staged key (a rotation that failed before promoting it)."""
+        with self._locked():
+            for path in self._paths("next"):
+                path.unlink(missing_ok=True)
+
     def sign(self, claims: dict) -> str:
         """The compact JWS of ``claims`` under the current key, with ``x5c``."""
-        if self._key is None:
-            self.load()
+        current = self._slot == "current"
+        if self._key is None or (current and self._stamp != self._stamp_of(self._paths("current")[1])):
+            self.load()  # another process promoted a new key: sign with it too
         assert self._key is not None  # load() sets it or raises
         return jwt.encode(claims, self._key, algorithm="ES256", headers={"x5c": [self._x5c]})
 

@@ -75,6 +75,10 @@ def platforms_in_order(image: Image) -> list[PlatformImage]:
     return sorted(image.images, key=lambda p: (p.platform != "linux/amd64", p.platform))
 
 
+#: Repositories only Berth uses: the setup job's self-test image (tagless once setup deletes it).
+HIDDEN = frozenset({"berth-selftest"})
+
+
 class CatalogService:
     """Repositories, tags and images of one registry, cached as described above."""
 
@@ -82,6 +86,7 @@ class CatalogService:
         self.client = client
         self._facts = FactCache(db, ttl, namespace=f"{client.base_url}|")
         self._fresh = FreshFacts(self._facts)
+        self._shown: tuple[list[str] | None, list[str]] = (None, [])
         self._content = ContentCache(db)
         self._parsed = Memo()
         self._images = Memo(20_000)
@@ -94,9 +99,22 @@ class CatalogService:
 
     # --- repositories ------------------------------------------------------------
 
-    def repositories(self, refresh: bool = False) -> list[str]:
-        """Every repository name, sorted; ``refresh`` reloads it now (one load for all callers)."""
+    def stored_repositories(self, refresh: bool = False) -> list[str]:
+        """Every repository name in the registry's catalog, sorted (Berth's self-test one too).
+
+        ``refresh`` reloads it now (one load for all callers).
+        """
         return self._fresh.get("catalog", lambda: sorted(self.client.catalog()), force=refresh)
+
+    def repositories(self, refresh: bool = False) -> list[str]:
+        """Every repository name people browse, sorted: without :data:`HIDDEN_REPOSITORIES`."""
+        stored = self.stored_repositories(refresh)
+        shown = self._shown  # (the stored list it came from, the shown list): one filter per catalog
+        if shown[0] is not stored:
+            hidden = HIDDEN.intersection(stored)
+            shown = (stored, [n for n in stored if n not in hidden] if hidden else stored)
+            self._shown = shown
+        return shown[1]
 
     def catalog_age(self) -> float | None:
         """Seconds since the repository list was read from the registry (None: never)."""

@@ -42,7 +42,7 @@ def build_probes(
         from berth.nfs import inspect as nfs
 
         try:
-            names = set(catalog.repositories())
+            names = set(catalog.stored_repositories())
         except BerthError:
             names = None  # the registry panel says why; divergence is skipped
         return nfs.inspect(
@@ -53,7 +53,7 @@ def build_probes(
         from berth.swarm import inspect as swarm
 
         return swarm.inspect_swarm(
-            settings.docker_host, settings.swarm_service, settings.nfs_path, timeout=5.0
+            settings.docker_host, settings.swarm_service, settings.nfs_path, timeout=5.0, kept_dir=kept_dir(settings)
         ).as_dict()
 
     def certs_probe() -> dict:
@@ -112,8 +112,15 @@ def held_server_certificate(settings: Settings):
     return path if path.is_file() else None
 
 
+def kept_dir(settings: Settings):
+    """Where Berth keeps copies of the registry configs it deployed as secrets."""
+    from berth.registry.config import KEPT_DIR
+
+    return settings.data_dir / KEPT_DIR
+
+
 def registry_config_yaml(settings: Settings) -> str | None:
-    """The registry's config.yml: BERTH_REGISTRY_CONFIG, else the service's Swarm config, else None."""
+    """The registry's config.yml: BERTH_REGISTRY_CONFIG, else the service's (Swarm config or Berth's copy)."""
     if settings.registry_config is not None:
         try:
             return settings.registry_config.read_text()
@@ -125,7 +132,7 @@ def registry_config_yaml(settings: Settings) -> str | None:
         client = swarm.docker_client(settings.docker_host, 5.0)
         try:
             service = client.services.get(settings.swarm_service)
-            return swarm.service_config_yaml(client, service)
+            return swarm.service_config_yaml(client, service, kept_dir(settings))
         finally:
             client.close()
     except Exception:  # noqa: BLE001 - no engine, no service, no config: all mean "not readable"

@@ -21,7 +21,7 @@ class JobKind(StrEnum):
 
     @property
     def takes_confirm(self) -> bool:
-        """Whether the kind takes ``confirm`` (setup: go on despite critical findings)."""
+        """Whether the kind takes ``confirm`` (setup: go on despite critical findings, turn auth on)."""
         return self is JobKind.SETUP
 
     @classmethod

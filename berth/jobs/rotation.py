@@ -6,18 +6,26 @@ mount them at the same targets (one task at a time, rolled back by Swarm if a ne
 fails), and only when the registry is seen serving the new certificate, verified against
 the CA, are the old secrets removed and ``ca_dir/server.crt`` replaced.
 
+When the registry uses Berth's token auth (a secret at ``rootcertbundle``), the same roll
+rotates the token-signing key with overlap: the next key is staged, the registry gets a
+bundle trusting the current and the next key, and only after the registry is seen
+accepting a token signed with the next key does Berth promote it (sign with it). The old
+key stays in the bundle until the next rotation, so a token in flight is never refused.
+
 If any step fails, :func:`restore` puts the old secrets back (unless Swarm already rolled
-back), waits for the service, checks that the old certificate is served again, and removes
-the new secrets. ``ctx.result`` keeps what is needed for that: secret names and references
-(never secret data) and both fingerprints.
+back), waits for the service, checks that the old certificate is served again, removes
+the new secrets and forgets the staged key. ``ctx.result`` keeps what is needed for that:
+secret names and references (never secret data) and both fingerprints.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
+import requests
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from berth.auth.tokens import SigningKeys, TokenIssuer, signing_dir
 from berth.config import Settings
 from berth.errors import JobFailed
 from berth.jobs.checks import DeployRun, chains_to, check_api, connect, secret_names, verify_served, write_held
@@ -30,6 +38,8 @@ from berth.tls.certs import describe, served_certificate
 from berth.tls.issue import issue_server_certificate, load_ca
 
 TARGETS = (rc.CERT_TARGET, rc.KEY_TARGET)
+#: The bundle delivered during a rotation: the key signing now and the one that will.
+OVERLAP = ("current", "next")
 
 
 class _Rotation(DeployRun):
@@ -43,6 +53,7 @@ class _Rotation(DeployRun):
         return [
             Step("Check the running service", self.check),
             Step("Issue a new certificate", self.issue),
+            Step("Stage the next token-signing key", self.stage),
             Step("Store it as new secrets", self.store),
             Step("Roll the service onto the new secrets", self.update),
             Step("Wait for convergence", self.converge),
@@ -64,7 +75,7 @@ class _Rotation(DeployRun):
         if served.info is None:
             raise JobFailed(f"The registry does not answer TLS now ({served.error}); fix it or run setup first.")
         self.service = service
-        old = [refs[t] for t in TARGETS]
+        old = [refs[t] for t in (*TARGETS, rc.BUNDLE_TARGET) if t in refs]
         ctx.result["old"] = {
             "fingerprint": served.info.sha256,
             "not_after": served.info.not_after.isoformat(),
@@ -100,8 +111,28 @@ class _Rotation(DeployRun):
             )
             refs.append(sd.reference("secret", secret_id, name, target, mode, old.get(target)))
         self.key_pem = None
-        ctx.result["new"]["references"] = refs
         ctx.log(f"Created the secrets {names[0]} (certificate) and {names[1]} (key, mode 0400).")
+        if ctx.result.get("signing"):
+            bundle = self.keys().bundle_pem(OVERLAP)
+            name = sd.versioned_name(self.settings.swarm_service, "signers", rc.content_hash(bundle.decode()))
+            ctx.result["new"]["secrets"].append(name)
+            secret_id, _ = sd.ensure_object(self.client, "secret", name, bundle, "token-signers")
+            refs.append(sd.reference("secret", secret_id, name, rc.BUNDLE_TARGET, 0o444, old.get(rc.BUNDLE_TARGET)))
+            ctx.log(f"Created the secret {name}: the current and the next token-signing certificates.")
+        ctx.result["new"]["references"] = refs
+
+    def keys(self) -> SigningKeys:
+        """Berth's token-signing keys (shared with the token server through BERTH_DATA_DIR)."""
+        return SigningKeys(signing_dir(self.settings.data_dir))
+
+    def stage(self, ctx: StepContext) -> None:
+        refs = sd.references(self.service["Spec"], "secret")
+        if rc.BUNDLE_TARGET not in refs:
+            ctx.log("The registry does not use Berth's token auth (no signing bundle): no signing key to rotate.")
+            return
+        self.keys().stage_next()
+        ctx.result["signing"] = True
+        ctx.log("Staged the next token-signing key: trusted by the registry after this roll, signing nothing yet.")
 
     def update(self, ctx: StepContext) -> None:
         assert self.client is not None
@@ -123,14 +154,36 @@ class _Rotation(DeployRun):
     def verify(self, ctx: StepContext) -> None:
         verify_served(self.settings, ctx.result["new"]["fingerprint"], ctx, wait=5.0)
         check_api(self.settings, ctx)
+        if ctx.result.get("signing"):
+            _accepts_next_key(self.settings, self.keys(), ctx)
         ctx.result["verified"] = True
 
     def finish(self, ctx: StepContext) -> None:
         assert self.cert is not None and self.client is not None
         write_held(self.settings, self.cert.public_bytes(Encoding.PEM), ctx)
+        if ctx.result.get("signing"):
+            self.keys().promote_next()
+            ctx.log("Berth signs tokens with the new key now; the old one stays trusted until the next rotation.")
         for name in ctx.result["old"]["secrets"]:
             problem = sd.remove_secret(self.client, name)
             ctx.log(f"Removed the old secret {name}." if problem is None else f"Kept the old secret {name}: {problem}")
+
+
+def _accepts_next_key(settings: Settings, keys: SigningKeys, ctx: StepContext) -> None:
+    """``GET /v2/`` with a token signed by the staged key answers 200: the registry trusts it."""
+    token = TokenIssuer(keys.load("next"), settings.registry_service or "").issue("berth-rotation", []).token
+    try:
+        response = requests.get(
+            f"{settings.registry_url}/v2/",
+            headers={"Authorization": f"Bearer {token}"},
+            verify=str(settings.ca_dir / "ca.crt"),
+            timeout=10,
+        )
+    except requests.RequestException as exc:
+        raise JobFailed(f"GET /v2/ with a token of the next key failed: {type(exc).__name__}: {exc}") from None
+    if response.status_code != 200:
+        raise JobFailed(f"The registry refuses tokens signed with the next key (HTTP {response.status_code}).")
+    ctx.log("The registry accepts a token signed with the next key (GET /v2/: HTTP 200).")
 
 
 def restore(settings: Settings, ctx: StepContext, error: Exception) -> None:
@@ -139,6 +192,9 @@ def restore(settings: Settings, ctx: StepContext, error: Exception) -> None:
     if result.get("verified"):
         ctx.log("The new certificate is already served and verified; nothing to undo.")
         return
+    if result.get("signing"):
+        SigningKeys(signing_dir(settings.data_dir)).discard_next()
+        ctx.log("Forgot the staged token-signing key: Berth keeps signing with the current one.")
     new = result.get("new", {}).get("secrets")
     if not new:
         ctx.log("Nothing was changed in the Swarm; the old certificate keeps serving.")

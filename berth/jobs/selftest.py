@@ -4,7 +4,10 @@ The image is always the same bytes (a one-file layer, gzip without a timestamp, 
 config), so repeated runs store nothing new: the blobs and manifest already exist under
 the same digests. It goes to ``berth-selftest:latest`` through the plain API v2 flow a
 ``docker push`` uses (monolithic blob upload, manifest PUT), then the manifest and every
-blob are fetched back and their digests compared.
+blob are fetched back and their digests compared, and the manifest is deleted by digest
+so developers never see ``berth-selftest`` with a tag (the catalog hides the empty
+repository). With token auth, the job sends a bearer token Berth minted for itself
+(:func:`selftest_token`) with pull, push and delete on that one repository.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
+from berth.auth.scope import REPOSITORY as REPOSITORY_SCOPE
+from berth.auth.scope import Scope
+from berth.auth.tokens import SigningKeys, TokenIssuer, signing_dir
 from berth.errors import JobFailed
 
 REPOSITORY = "berth-selftest"
@@ -101,14 +107,23 @@ def _push_blob(session: requests.Session, base: str, data: bytes) -> None:
     _check(put, 201, f"Uploading blob {digest[:19]}")
 
 
-def run(base_url: str, ca_file: Path, auth: tuple[str, str] | None = None) -> SelfTestResult:
-    """Push the self-test image to ``base_url`` and read it back; JobFailed on any difference."""
+def selftest_token(data_dir: Path, service: str) -> str:
+    """A token Berth signs for itself: pull, push and delete on ``berth-selftest`` only."""
+    scope = Scope(REPOSITORY_SCOPE, REPOSITORY, frozenset({"pull", "push", "delete"}))
+    issuer = TokenIssuer(SigningKeys(signing_dir(data_dir)).load(), service)
+    return issuer.issue("berth-setup", [scope]).token
+
+
+def run(base_url: str, ca_file: Path, auth: tuple[str, str] | None = None, token: str | None = None) -> SelfTestResult:
+    """Push the self-test image to ``base_url``, read it back, delete it; JobFailed on any difference."""
     layer, config, manifest = selftest_image()
     expected = _digest(manifest)
     with requests.Session() as session:
         session.trust_env = False
         session.verify = str(ca_file)
-        session.auth = auth
+        session.auth = None if token else auth
+        if token:
+            session.headers["Authorization"] = f"Bearer {token}"
         try:
             for blob in (layer, config):
                 _push_blob(session, base_url, blob)
@@ -136,6 +151,8 @@ def run(base_url: str, ca_file: Path, auth: tuple[str, str] | None = None) -> Se
                 )
                 if _digest(back.content) != _digest(blob):
                     raise JobFailed(f"Blob {_digest(blob)} read back with digest {_digest(back.content)}.")
+            deleted = session.delete(f"{base_url}/v2/{REPOSITORY}/manifests/{expected}", timeout=10)
+            _check(deleted, 202, "Deleting the self-test manifest")
         except requests.RequestException as exc:
             raise JobFailed(f"The self-test push to {base_url} failed: {type(exc).__name__}: {exc}") from None
     return SelfTestResult(f"{REPOSITORY}:{TAG}", expected, (_digest(layer), _digest(config)))

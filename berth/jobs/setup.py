@@ -1,16 +1,19 @@
 """The setup job: from an NFS path and a Swarm to a verified TLS registry service, idempotently.
 
 Steps: check the NFS path; use or create the CA; keep or issue the server certificate;
-render ``config.yml`` into a versioned Swarm config; store certificate and key as versioned
-Swarm secrets; create or update the service; wait for convergence; verify TLS, ``/v2/`` and
-a push. Every decision is made by comparing with what exists, so :func:`plan` can show it
-beforehand and a second run changes nothing. The private key lives only in the job's
-memory and in a Swarm secret (mode 0400): never on disk, in a log or on a page.
+render ``config.yml`` (with Berth's token auth, carrying over what setup does not own) into
+a versioned Swarm secret, beside the token-signing certificates; store certificate and key
+as versioned Swarm secrets; create or update the service; wait for convergence; verify
+TLS, ``/v2/`` and a push with a token Berth signs for itself; remove the config and
+secrets the service no longer uses. Every decision is made by comparing with what exists,
+so :func:`plan` can show it beforehand and a second run changes nothing. Turning on auth
+where the registry was open, or replacing an operator's ``auth``, needs ``confirm``. The
+private key lives only in the job's memory and in a Swarm secret (mode 0400): never on
+disk, in a log or on a page.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -19,25 +22,17 @@ from berth.config import Settings
 from berth.errors import JobFailed, NotFound
 from berth.findings import Level
 from berth.jobs import distribute, selftest
-from berth.jobs.checks import DeployRun, check_api, connect, held_certificate, secret_names, verify_served, write_held
+from berth.jobs.checks import DeployRun, check_api, held_certificate, secret_names, verify_served, write_held
+from berth.jobs.desired import LOGIN_NEEDED, desired_config, remove_replaced, replaced, store
 from berth.jobs.kinds import JobKind
+from berth.jobs.plan import PlanItem, plan  # noqa: F401  (part of this module's interface)
 from berth.jobs.runner import JobDefinition, Step, StepContext
 from berth.nfs import inspect as nfs
 from berth.registry import config as rc
 from berth.swarm import deploy as sd
-from berth.swarm.inspect import find_service, service_config_yaml
+from berth.swarm.inspect import find_service
 from berth.tls.certs import describe
 from berth.tls.issue import create_ca, issue_server_certificate, load_ca
-
-
-@dataclass(frozen=True)
-class PlanItem:
-    """One thing setup would do: ``keep``, ``create`` or ``update`` it."""
-
-    action: str
-    what: str
-    detail: str
-
 
 # --- the job ------------------------------------------------------------------------------
 
@@ -47,7 +42,8 @@ class _Run(DeployRun):
 
     def __init__(self, settings: Settings):
         super().__init__(settings)
-        self.config_ref: dict = {}
+        self.config_refs: list[dict] = []
+        self.replaced: list[tuple[str, str]] = []
         self.secret_refs: list[dict] = []
         self.service_id: str | None = None
         self.since: datetime | None = None
@@ -65,6 +61,7 @@ class _Run(DeployRun):
             Step("Verify TLS and /v2/", self.verify),
             Step("Distribute the CA to every node", self.distribute_ca),
             Step("Push and read back a test image", self.push),
+            Step("Remove what the service no longer uses", self.cleanup),
         ]
 
     def check_nfs(self, ctx: StepContext) -> None:
@@ -107,17 +104,24 @@ class _Run(DeployRun):
     def config(self, ctx: StepContext) -> None:
         s, client = self.settings, self.swarm()
         service = find_service(client, s.swarm_service)
-        secret, source = rc.http_secret(s, service_config_yaml(client, service) if service else None, keep=True)
-        text = rc.render(s, secret)
-        name = sd.versioned_name(s.swarm_service, "config", rc.content_hash(text))
-        config_id, created = sd.ensure_object(client, "config", name, text.encode(), "registry-config")
-        like = sd.references(service["Spec"], "config").get(rc.CONFIG_TARGET) if service else None
-        self.config_ref = sd.reference("config", config_id, name, rc.CONFIG_TARGET, 0o444, like)
+        want = desired_config(s, client, service, keep=True)
+        if want.confirm_reason and not ctx.options.get("confirm"):
+            raise JobFailed(f"{want.confirm_reason} {LOGIN_NEEDED} Read the plan, then run setup confirming it.")
+        if want.confirm_reason:
+            ctx.log(f"The admin confirmed: {want.confirm_reason}")
+        spec = service["Spec"] if service else {}
+        self.replaced = replaced(spec)
+        self.config_refs, created = store(client, want, spec, s.data_dir)
         ctx.log(f"config.yml: storage {s.nfs_path}, http.addr {rc.listen_address(s)}, TLS from {rc.CERT_TARGET};")
-        ctx.log(f"  shared http.secret from {source} (not shown).")
+        ctx.log(f"  auth.token: realm {rc.realm(s)}, service {s.registry_service}, issuer berth; deletes enabled;")
+        ctx.log(f"  shared http.secret from {want.secret_source} (not shown).")
+        if want.carried:
+            ctx.log(f"  Carried over from the running config: {', '.join(want.carried)}.")
         if created:
             self.changes.append("registry config")
-        ctx.log(f"{'Created' if created else 'Kept'} the Swarm config {name}.")
+        ctx.log(
+            f"{'Created' if created else 'Kept'} the secrets {want.name} (config.yml, 0400) and {want.bundle_name}."
+        )
 
     def secrets(self, ctx: StepContext) -> None:
         s, client = self.settings, self.swarm()
@@ -144,7 +148,7 @@ class _Run(DeployRun):
     def service(self, ctx: StepContext) -> None:
         s, client = self.settings, self.swarm()
         service = find_service(client, s.swarm_service)
-        desired = sd.desired_spec(service["Spec"] if service else None, s, self.config_ref, self.secret_refs)
+        desired = sd.desired_spec(service["Spec"] if service else None, s, self.secret_refs + self.config_refs)
         if service is None:
             self.since = sd.now_utc()
             self.service_id = sd.apply_spec(client, None, desired)
@@ -152,7 +156,7 @@ class _Run(DeployRun):
             ctx.log(f"Created the service {s.swarm_service} ({self.service_id[:12]}) from {s.registry_image}.")
             return
         self.service_id = service["ID"]
-        changed = sd.differences(client, service["Spec"], desired, s) + restore_replicas(desired)
+        changed = sd.differences(client, service["Spec"], desired, s) + sd.restore_replicas(desired)
         if not changed:
             ctx.log(f"The service {s.swarm_service} already runs as wanted (version {service['Version']['Index']}).")
             return
@@ -188,73 +192,23 @@ class _Run(DeployRun):
 
     def push(self, ctx: StepContext) -> None:
         s = self.settings
-        auth = (s.registry_username, s.registry_password or "") if s.registry_username else None
-        done = selftest.run(s.registry_url, s.ca_dir / "ca.crt", auth)
-        ctx.log(f"Pushed {done.reference} ({done.manifest_digest}) and read the manifest and blobs back intact.")
-        ctx.result.update(changed=self.changes, selftest=done.manifest_digest)
+        token = selftest.selftest_token(s.data_dir, s.registry_service or "")
+        done = selftest.run(s.registry_url, s.ca_dir / "ca.crt", token=token)
+        ctx.log(f"Pushed {done.reference} ({done.manifest_digest}) with a token Berth signed for itself,")
+        ctx.log("  read the manifest and blobs back intact, and deleted the manifest again.")
+        ctx.result.update(selftest=done.manifest_digest)
+
+    def cleanup(self, ctx: StepContext) -> None:
+        s = self.settings
+        using = {r["SecretName"] for r in self.config_refs}
+        remove_replaced(self.swarm(), self.replaced, using, ctx.log)
+        rc.prune_copies(
+            s.data_dir, next(r["SecretName"] for r in self.config_refs if r["File"]["Name"] == rc.CONFIG_TARGET)
+        )
+        ctx.result.update(changed=self.changes)
         ctx.log(f"Changed: {', '.join(self.changes)}." if self.changes else "Nothing to change: all was in place.")
 
 
 def setup_kind(settings: Settings) -> JobDefinition:
     """The ``setup`` job kind for ``settings``."""
     return JobDefinition(JobKind.SETUP, lambda options: _Run(settings).steps())
-
-
-def plan(settings: Settings) -> list[PlanItem]:
-    """What setup would do now, without changing anything (shown to the admin before running)."""
-    s = settings
-    report = nfs.inspect(s.nfs_path, deadline=s.nfs_deadline, write_probe=False)
-    worst = max(report.findings, key=lambda f: f.level.rank, default=None)
-    note = worst.message if worst else "checked first"
-    if report.error or (worst and worst.level == Level.CRITICAL):
-        note = f"CRITICAL: {report.error or note} Setup stops here unless confirmed."
-    has_ca = (s.ca_dir / "ca.crt").is_file() and (s.ca_dir / "ca.key").is_file()
-    items = [
-        PlanItem("keep", f"NFS path {s.nfs_path}", note),
-        PlanItem("keep" if has_ca else "create", "CA", str(s.ca_dir)),
-    ]
-    client = connect(s)
-    held, reason = held_certificate(s, client) if has_ca else (None, "no CA yet")
-    items.append(PlanItem("keep" if held else "create", "server certificate", reason))
-    service = find_service(client, s.swarm_service)
-    spec = service["Spec"] if service else {}
-    text = rc.render(s, rc.http_secret(s, service_config_yaml(client, service) if service else None, keep=False)[0])
-    config_name = sd.versioned_name(s.swarm_service, "config", rc.content_hash(text))
-    in_use = (sd.references(spec, "config").get(rc.CONFIG_TARGET) or {}).get("ConfigName")
-    action = "keep" if in_use == config_name else ("update" if in_use else "create")
-    items.append(
-        PlanItem(action, "registry config.yml", config_name if in_use == config_name else f"{in_use} → {config_name}")
-    )
-    names = secret_names(s, describe(held).sha256) if held else ("(new)", "(new)")
-    using = tuple(
-        (sd.references(spec, "secret").get(t) or {}).get("SecretName") for t in (rc.CERT_TARGET, rc.KEY_TARGET)
-    )
-    kept = using == names
-    items.append(
-        PlanItem(
-            "keep" if kept else "create", "certificate and key secrets", ", ".join(names) if kept else "new versions"
-        )
-    )
-    if service is None:
-        items.append(PlanItem("create", f"service {s.swarm_service}", f"{s.registry_image}, storage {s.nfs_path}"))
-        return items
-    refs = [
-        sd.reference("secret", "", names[0], rc.CERT_TARGET, 0o444),
-        sd.reference("secret", "", names[1], rc.KEY_TARGET, 0o400),
-    ]
-    config_ref = sd.reference("config", "", config_name, rc.CONFIG_TARGET, 0o444)
-    desired = sd.desired_spec(spec, s, config_ref, refs)
-    changed = sd.differences(client, spec, desired, s) + restore_replicas(desired)
-    items.append(
-        PlanItem("update" if changed else "keep", f"service {s.swarm_service}", ", ".join(changed) or "as wanted")
-    )
-    return items
-
-
-def restore_replicas(spec: dict) -> list[str]:
-    """Scale a replicated service found at 0 back to 1 (else setup would wait at "0/0"); what changed."""
-    replicated = (spec.get("Mode") or {}).get("Replicated")
-    if replicated is None or replicated.get("Replicas") != 0:
-        return []
-    replicated["Replicas"] = 1
-    return ["replicas 0 → 1"]

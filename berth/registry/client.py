@@ -123,6 +123,10 @@ class RegistryClient:
         response = self._request("GET", "/v2/", scope=None, limit=64 * 1024)
         return Ping(time.perf_counter() - started, response.headers.get("Docker-Distribution-API-Version"))
 
+    def anonymous_status(self) -> int:
+        """The status of ``GET /v2/`` sent with no credentials at all (200: anyone may push)."""
+        return self._send("GET", "/v2/", {}, 64 * 1024).status_code
+
     def catalog(self, page_size: int = 1000) -> list[str]:
         """Every repository name, following ``Link`` to the last page."""
         try:

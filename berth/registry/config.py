@@ -3,9 +3,16 @@
 The content follows the reference setup (storage on the NFS path, in-memory blob
 descriptor cache, TLS from Swarm secrets, ``nosniff``) plus what a Swarm service needs:
 a shared ``http.secret`` (every replica must sign upload state with the same one), a drain
-timeout so a task stopped during an update finishes its requests, deletes enabled and the
-storage driver health check. The output is deterministic, so the Swarm config that holds
-it can be named by the hash of its content and an unchanged setup changes nothing.
+timeout so a task stopped during an update finishes its requests, deletes enabled (safe
+now that only admins' tokens carry ``delete``), the storage driver health check, and
+``auth.token`` with Berth as the token server. Sections setup does not own
+(:data:`CARRIED`, extra ``http.headers``) are carried over from the running config.
+
+The output is deterministic, so the Swarm secret that holds it (it contains
+``http.secret``) is named by the hash of its content and an unchanged setup changes
+nothing. Swarm never gives a secret's data back, so Berth keeps a copy of what it
+deployed (0600, under BERTH_DATA_DIR, named like the secret): that copy, checked against
+the hash in the secret's name, is how Berth reads the running config later.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from berth.auth.tokens import ISSUER
 from berth.config import Settings
 from berth.tls.issue import write_private
 
@@ -26,6 +34,12 @@ CONFIG_TARGET = "/etc/docker/registry/config.yml"
 #: Where the Swarm secrets with the server certificate and key appear in the task.
 CERT_TARGET = "/run/secrets/registry.crt"
 KEY_TARGET = "/run/secrets/registry.key"
+#: Where the registry finds the certificates of Berth's token-signing keys (``rootcertbundle``).
+BUNDLE_TARGET = "/run/secrets/token-signers.pem"
+#: Sections setup does not own and carries over from the running config as they are.
+CARRIED = ("notifications", "middleware", "proxy", "log", "redis", "reporting", "validation", "compatibility")
+#: Berth's copies of the configs it deployed as secrets, under BERTH_DATA_DIR (0600 each).
+KEPT_DIR = "registry-config"
 #: How long a stopping registry keeps serving the requests it has (``http.draintimeout``).
 DRAIN_SECONDS = 30
 #: Berth keeps the shared ``http.secret`` here (mode 0600) when no service holds one yet.
@@ -58,8 +72,25 @@ def listen_address(settings: Settings) -> str:
     return f":{port}"
 
 
-def render(settings: Settings, http_secret: str) -> str:
-    """The ``config.yml`` for ``settings`` with the shared ``http_secret``."""
+def realm(settings: Settings) -> str | None:
+    """The token realm: BERTH_PUBLIC_URL + ``/auth/token`` (None without a public URL)."""
+    return f"{settings.public_url}/auth/token" if settings.public_url else None
+
+
+def token_auth(settings: Settings) -> dict:
+    """The ``auth`` section that makes Berth the registry's token server."""
+    token = {"realm": realm(settings), "service": settings.registry_service, "issuer": ISSUER}
+    return {"token": {**token, "rootcertbundle": BUNDLE_TARGET}}
+
+
+def render(settings: Settings, http_secret: str, carried: dict | None = None, events_secret: str | None = None) -> str:
+    """The ``config.yml`` for ``settings`` with the shared ``http_secret`` and the ``carried`` sections.
+
+    With ``events_secret`` (and BERTH_PUBLIC_URL), the registry also sends its events to Berth:
+    Berth's endpoint is added to whatever notification endpoints an operator had.
+    """
+    carried = dict(carried or {})
+    headers = {**carried.pop("http_headers", {}), "X-Content-Type-Options": ["nosniff"]}
     config = {
         "version": 0.1,
         "log": {"level": "info", "fields": {"service": "registry"}},
@@ -73,10 +104,17 @@ def render(settings: Settings, http_secret: str) -> str:
             "secret": http_secret,
             "draintimeout": f"{DRAIN_SECONDS}s",
             "tls": {"certificate": CERT_TARGET, "key": KEY_TARGET},
-            "headers": {"X-Content-Type-Options": ["nosniff"]},
+            "headers": dict(sorted(headers.items())),
         },
         "health": {"storagedriver": {"enabled": True, "interval": "10s", "threshold": 3}},
+        "auth": token_auth(settings),
     }
+    config.update({name: carried[name] for name in CARRIED if name in carried})
+    ours = notifications_section(settings, events_secret) if events_secret else None
+    if ours is not None:
+        theirs = (carried.get("notifications") or {}) if isinstance(carried.get("notifications"), dict) else {}
+        others = [e for e in theirs.get("endpoints") or [] if isinstance(e, dict) and e.get("name") != "berth"]
+        config["notifications"] = {**theirs, "endpoints": [*others, *ours["endpoints"]]}
     return HEADER + yaml.safe_dump(config, sort_keys=False, default_flow_style=False)
 
 
@@ -152,3 +190,63 @@ def notifications_section(settings: Settings, secret: str) -> dict | None:
         "ignoredmediatypes": [BLOB_MEDIA_TYPE],
     }
     return {"endpoints": [endpoint]}
+
+
+def parse(config_text: str | None) -> dict | None:
+    """A config.yml as a mapping; None when there is none or it is not a YAML mapping."""
+    if not config_text:
+        return None
+    try:
+        config = yaml.safe_load(config_text)
+    except yaml.YAMLError:
+        return None
+    return config if isinstance(config, dict) else None
+
+
+def carried_sections(current: dict | None) -> dict:
+    """What setup keeps from the running config: :data:`CARRIED` sections and extra ``http.headers``."""
+    if not current:
+        return {}
+    carried = {name: current[name] for name in CARRIED if current.get(name) is not None}
+    headers = (current.get("http") or {}).get("headers") or {}
+    extra = {k: v for k, v in headers.items() if k != "X-Content-Type-Options"} if isinstance(headers, dict) else {}
+    if extra:
+        carried["http_headers"] = extra
+    return carried
+
+
+def auth_change(settings: Settings, current: dict | None, readable: bool) -> str | None:
+    """Why turning on Berth's token auth needs the admin's confirmation; None when it does not.
+
+    ``current`` is the running config (``readable`` False: there is a service whose config
+    Berth cannot read). No auth section means anonymous access stops; another auth section
+    (htpasswd, another token server) is replaced.
+    """
+    if not readable:
+        return (
+            "Berth cannot read the running config.yml, so it cannot tell whether anonymous access stops, "
+            "and sections it does not own (notifications, middleware, ...) cannot be carried over."
+        )
+    auth = (current or {}).get("auth")
+    if not auth:
+        return "Anonymous access stops: the registry accepts anyone now, and setup turns on token auth."
+    if auth == token_auth(settings):
+        return None
+    kinds = ", ".join(sorted(auth)) if isinstance(auth, dict) else "unknown"
+    return f"The registry's own auth section ({kinds}) will be replaced by Berth's token auth."
+
+
+def keep_copy(data_dir: Path, name: str, text: str) -> None:
+    """Keep the config deployed as the secret ``name`` (0600), so Berth can read it back."""
+    directory = Path(data_dir) / KEPT_DIR
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = directory / f"{name}.yml"
+    if not path.is_file():
+        write_private(path, text.encode())
+
+
+def prune_copies(data_dir: Path, keep: str) -> None:
+    """Remove Berth's copies of configs other than the secret ``keep``."""
+    for path in (Path(data_dir) / KEPT_DIR).glob("*.yml"):
+        if path.stem != keep:
+            path.unlink(missing_ok=True)

@@ -46,7 +46,27 @@ def inspect_registry(
     report.findings += _served_findings(served, held_certificate, report.details)
     report.findings += config_findings(config_yaml, nfs_path)
     report.details["config_readable"] = config_yaml is not None
+    if config_yaml is None and report.error is None:
+        report.findings += _anonymous_findings(client)
     return report
+
+
+OPEN_REGISTRY = Finding(
+    Level.CRITICAL,
+    "The registry accepts pushes from anyone who reaches it: it has no auth section.",
+    "Run the setup job: it makes Berth the registry's token server, so pushes need a directory account.",
+)
+
+
+def _anonymous_findings(client: RegistryClient) -> list[Finding]:
+    """Without a readable config, ask ``/v2/`` with no credentials: a 200 means no auth."""
+    try:
+        status = client.anonymous_status()
+    except BerthError:
+        return []
+    if status == 200:
+        return [OPEN_REGISTRY]
+    return [Finding(Level.OK, f"The registry requires authentication: GET /v2/ with no credentials is HTTP {status}.")]
 
 
 def _ping_findings(latency: float, api_version: str | None) -> list[Finding]:
@@ -104,6 +124,7 @@ def _served_findings(served: ServedCertificate, held: Path | None, details: dict
 
 # What the reference setup wants in config.yml: (is it missing?, what to say). Data, in the order shown.
 CONFIG_RULES: list[tuple[Callable[[dict], bool], Finding]] = [
+    (lambda c: not c.get("auth"), OPEN_REGISTRY),
     (
         lambda c: not (c.get("http") or {}).get("secret"),
         Finding(

@@ -65,11 +65,16 @@ def ensure_object(client: docker.DockerClient, kind: str, name: str, data: bytes
 
 def remove_secret(client: docker.DockerClient, name: str) -> str | None:
     """Remove the secret ``name``; None when done (or already gone), else why not."""
-    found = find_object(client, "secret", name)
+    return remove_object(client, "secret", name)
+
+
+def remove_object(client: docker.DockerClient, kind: str, name: str) -> str | None:
+    """Remove the secret or config ``name``; None when done (or already gone), else why not."""
+    found = find_object(client, kind, name)
     if found is None:
         return None
     try:
-        client.api.remove_secret(found["ID"])
+        (client.api.remove_secret if kind == "secret" else client.api.remove_config)(found["ID"])
     except docker.errors.APIError as exc:
         return str(exc.explanation or exc)
     return None
@@ -107,12 +112,21 @@ def with_references(spec: dict, kind: str, new: list[dict]) -> dict:
 # --- the service spec ------------------------------------------------------------------------
 
 
-def desired_spec(current: dict | None, settings: Settings, config_ref: dict, secret_refs: list[dict]) -> dict:
-    """The spec Berth wants, built on ``current`` (the service's spec, or None for a new one)."""
+def desired_spec(current: dict | None, settings: Settings, secret_refs: list[dict]) -> dict:
+    """The spec Berth wants, built on ``current`` (the service's spec, or None for a new one).
+
+    A Swarm config at the target of one of ``secret_refs`` (the config.yml before it moved
+    into a secret) is dropped from the spec.
+    """
     spec = copy.deepcopy(current) if current else {"Mode": {"Replicated": {"Replicas": 1}}}
     spec["Name"] = settings.swarm_service
     spec["Labels"] = {**(spec.get("Labels") or {}), LABEL: "registry"}
-    spec = with_references(with_references(spec, "config", [config_ref]), "secret", secret_refs)
+    spec = with_references(spec, "secret", secret_refs)
+    targets = {ref["File"]["Name"] for ref in secret_refs}
+    container = spec["TaskTemplate"]["ContainerSpec"]
+    configs = [r for r in container.get("Configs") or [] if r.get("File", {}).get("Name") not in targets]
+    if configs or "Configs" in container:
+        container["Configs"] = configs
     template = spec["TaskTemplate"]
     container = template["ContainerSpec"]
     container["Image"] = settings.registry_image
@@ -228,3 +242,12 @@ def apply_spec(client: docker.DockerClient, service_id: str | None, spec: dict) 
     version = client.api.inspect_service(service_id)["Version"]["Index"]
     client.api.update_service(service_id, version, task_template=spec["TaskTemplate"], **fields)
     return service_id
+
+
+def restore_replicas(spec: dict) -> list[str]:
+    """Scale a replicated service found at 0 back to 1 (else setup would wait at "0/0"); what changed."""
+    replicated = (spec.get("Mode") or {}).get("Replicated")
+    if replicated is None or replicated.get("Replicas") != 0:
+        return []
+    replicated["Replicas"] = 1
+    return ["replicas 0 → 1"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import os
 import re
 from datetime import UTC, datetime
@@ -112,12 +113,14 @@ def registry_config_path(service: Any) -> str:
     return DEFAULT_CONFIG_PATH
 
 
-def service_config_yaml(client: docker.DockerClient, service: Any) -> str | None:
-    """The registry ``config.yml`` the service runs with, read from its Swarm config.
+def service_config_yaml(client: docker.DockerClient, service: Any, kept_dir: Path | None = None) -> str | None:
+    """The registry ``config.yml`` the service runs with, from its Swarm config or Berth's copy.
 
-    ``service`` is an inspect dict or a docker SDK ``Service``. Returns None when the
-    configuration does not come from a Swarm config (baked into the image, a bind mount)
-    or cannot be read. Secrets are never read: Swarm does not give their data back.
+    ``service`` is an inspect dict or a docker SDK ``Service``. A Swarm config is read
+    from the engine. Swarm never gives a secret's data back, so a config in a secret is
+    read from Berth's copy in ``kept_dir`` (``NAME.yml``), trusted only when its SHA-256
+    matches the hash in the secret's versioned name. Returns None when the configuration
+    cannot be read (baked into the image, a bind mount, someone else's secret).
     """
     path = registry_config_path(service)
     references = container_spec(service).get("Configs") or []
@@ -130,7 +133,17 @@ def service_config_yaml(client: docker.DockerClient, service: Any) -> str | None
             return base64.b64decode(data).decode()
         except (docker.errors.DockerException, requests.RequestException, KeyError, binascii.Error, ValueError):
             continue
-    return None
+    secrets = [r for r in container_spec(service).get("Secrets") or [] if (r.get("File") or {}).get("Name") == path]
+    return _kept_copy(kept_dir, secrets[0].get("SecretName", "")) if secrets and kept_dir else None
+
+
+def _kept_copy(kept_dir: Path, name: str) -> str | None:
+    """Berth's copy of the config in the secret ``name``, if its content matches the name's hash."""
+    try:
+        text = (Path(kept_dir) / f"{Path(name).name}.yml").read_text()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text if name.endswith("-" + hashlib.sha256(text.encode()).hexdigest()[:12]) else None
 
 
 def _network_names(client: docker.DockerClient, ids: list[str]) -> dict[str, str]:
@@ -172,12 +185,13 @@ def inspect_swarm(
     *,
     timeout: float = 5.0,
     registry_config: dict | None = None,
+    kept_dir: Path | None = None,
 ) -> SwarmReport:
     """Inspect the engine at ``docker_host``, its Swarm and the service ``service_name``.
 
     ``nfs_path`` is the registry root every node should mount from NFS; ``registry_config``
     is the parsed registry ``config.yml`` when Berth can read it (otherwise it is read
-    from the service's Swarm config where possible). Each request waits at most ``timeout``
+    from the service's Swarm config, or Berth's copy in ``kept_dir``). Each request waits at most ``timeout``
     seconds. Never raises for engine or Swarm problems: they become findings.
     """
     host = describe_host(docker_host)
@@ -194,7 +208,7 @@ def inspect_swarm(
             "(for tcp:// also DOCKER_TLS_VERIFY and DOCKER_CERT_PATH).",
         )
     try:
-        _inspect(client, report, service_name, Path(nfs_path), registry_config)
+        _inspect(client, report, service_name, Path(nfs_path), registry_config, kept_dir)
     except (docker.errors.DockerException, requests.RequestException, OSError) as exc:
         _engine_failed(
             report,
@@ -222,6 +236,7 @@ def _inspect(
     service_name: str,
     nfs_path: Path,
     registry_config: dict | None,
+    kept_dir: Path | None = None,
 ) -> None:
     info = client.api.info()
     report.manager, report.local_node_state, findings = manager_findings(info, report.docker_host)
@@ -246,7 +261,7 @@ def _inspect(
     network_ids = [n.get("Target", "") for n in raw.get("Spec", {}).get("TaskTemplate", {}).get("Networks") or []]
     report.service = service = service_info(raw, report.tasks, nfs_path, _network_names(client, network_ids))
     if registry_config is None:
-        text = service_config_yaml(client, raw)
+        text = service_config_yaml(client, raw, kept_dir)
         if text is not None:
             try:
                 parsed = yaml.safe_load(text)

@@ -29,7 +29,10 @@ def test_status_api_by_role(client, username):
 def test_registry_and_certs_panels_on_devstack(client):
     body = client.get("/api/v1/status", auth=("olivia", "olivia-pw")).get_json()
     registry = body["registry"]
-    assert registry["ok"] and registry["details"]["api_version"] == "registry/2.0"
+    assert registry["details"]["api_version"] == "registry/2.0"
+    # the devstack registry lets anyone in: the one critical finding says so, nothing else is wrong
+    critical = [f["message"] for f in registry["findings"] if f["level"] == "critical"]
+    assert critical == ["The registry accepts pushes from anyone who reaches it: it has no auth section."]
     assert registry["details"]["served_certificate_verified"] is True
     assert "127.0.0.1" in registry["details"]["served_certificate"]["sans"]
     assert body["certs"]["ok"]

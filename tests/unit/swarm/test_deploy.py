@@ -9,7 +9,7 @@ from berth.registry.config import listen_address
 from berth.swarm.deploy import desired_spec, replica_count
 from tests.unit.test_config import env
 
-CONFIG_REF = {"File": {"Name": "/etc/docker/registry/config.yml"}, "ConfigID": "c", "ConfigName": "registry-config-1"}
+CONFIG_REF = {"File": {"Name": "/etc/docker/registry/config.yml"}, "SecretID": "c", "SecretName": "registry-config-1"}
 
 
 def settings(**changes: str) -> Settings:
@@ -17,23 +17,23 @@ def settings(**changes: str) -> Settings:
 
 
 def test_replicas_unset_keep_the_current_count() -> None:
-    current = desired_spec(None, settings(), CONFIG_REF, [])
+    current = desired_spec(None, settings(), [CONFIG_REF])
     assert replica_count(current) == 1
     current["Mode"] = {"Replicated": {"Replicas": 3}}  # scaled by hand
-    again = desired_spec(current, settings(), CONFIG_REF, [])
+    again = desired_spec(current, settings(), [CONFIG_REF])
     assert replica_count(again) == 3 and again["TaskTemplate"]["Placement"]["MaxReplicas"] == 1
 
 
 @pytest.mark.parametrize("replicas", [1, 2, 4])
 def test_replicas_setting_is_applied_and_spread(replicas: int) -> None:
-    spec = desired_spec(None, settings(BERTH_REGISTRY_REPLICAS=str(replicas)), CONFIG_REF, [])
+    spec = desired_spec(None, settings(BERTH_REGISTRY_REPLICAS=str(replicas)), [CONFIG_REF])
     assert spec["Mode"] == {"Replicated": {"Replicas": replicas}}
     assert spec["TaskTemplate"].get("Placement", {}).get("MaxReplicas") == (1 if replicas > 1 else None)
     assert spec["UpdateConfig"]["Parallelism"] == 1
 
 
 def test_host_network_replicas_roll_stop_first() -> None:
-    spec = desired_spec(None, settings(BERTH_REGISTRY_REPLICAS="2", BERTH_SWARM_HOST_NETWORK="true"), CONFIG_REF, [])
+    spec = desired_spec(None, settings(BERTH_REGISTRY_REPLICAS="2", BERTH_SWARM_HOST_NETWORK="true"), [CONFIG_REF])
     assert spec["UpdateConfig"]["Order"] == "stop-first" and spec["EndpointSpec"] == {"Mode": "dnsrr"}
 
 

@@ -91,6 +91,7 @@ def test_registry_config_findings():
 http: {addr: ":5000", secret: s3cret, draintimeout: 30s}
 storage: {filesystem: {rootdirectory: /var/lib/registry}, delete: {enabled: true}}
 health: {storagedriver: {enabled: true}}
+auth: {token: {realm: "https://berth/auth/token", service: r, issuer: berth, rootcertbundle: /b.pem}}
 """
     assert [f.level for f in config_findings(good)] == [Level.OK]
     bare = "http: {addr: ':5000'}\nstorage: {filesystem: {rootdirectory: /srv}}\n"
@@ -98,6 +99,7 @@ health: {storagedriver: {enabled: true}}
     assert levels["http.secret"] is Level.WARNING and levels["health.storagedriver"] is Level.WARNING
     assert levels["storage.delete"] is Level.INFO and levels["http.draintimeout"] is Level.INFO
     assert Level.WARNING in levels.values()
+    assert any(f.level is Level.CRITICAL and "accepts pushes from anyone" in f.message for f in config_findings(bare))
     assert config_findings(None)[0].level is Level.INFO
     assert config_findings(": : :")[0].level is Level.WARNING
 
@@ -116,7 +118,7 @@ def test_a_registry_that_does_not_answer_makes_the_certificate_unknown_not_a_war
 
 
 def test_setup_restores_one_replica_of_a_service_scaled_to_zero():
-    from berth.jobs.setup import restore_replicas
+    from berth.swarm.deploy import restore_replicas
 
     spec = {"Mode": {"Replicated": {"Replicas": 0}}}
     assert restore_replicas(spec) == ["replicas 0 → 1"] and spec["Mode"]["Replicated"]["Replicas"] == 1
