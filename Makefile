@@ -17,7 +17,7 @@ help:
 	@echo "make demo   - run Berth on the local stack at http://127.0.0.1:8000 (DIRECTORY=ad: Samba AD)"
 	@echo "make test   - install what is missing, lint, then run every test against the real stack"
 	@echo "make lint   - ruff (check, format) and mypy"
-	@echo "make bench  - benchmarks: catalog (ratios against the raw registry), health, load"
+	@echo "make bench  - benchmarks: catalog (ratios against the raw registry), health, load, tokens"
 
 deps: system-deps $(VENV)/.installed
 
@@ -64,6 +64,7 @@ bench: deps
 	$(PY) -m bench.catalog
 	$(PY) -m bench.health
 	$(PY) -m bench.load
+	$(PY) -m bench.tokens
 
 stack-up: deps
 	$(PY) -m devstack up --state-dir $(STATE)
