@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
 
 from berth.db import Database
@@ -31,7 +31,8 @@ CREATE TABLE IF NOT EXISTS registry_events (
     size INTEGER,
     actor TEXT,
     source_addr TEXT,
-    listed INTEGER NOT NULL
+    listed INTEGER NOT NULL,
+    received REAL NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS registry_events_feed ON registry_events (listed, at, seq);
 CREATE INDEX IF NOT EXISTS registry_events_repository ON registry_events (repository, action, at);
@@ -51,9 +52,10 @@ AGGREGATE_DAYS = 366
 class EventStore:
     """Stores registry events idempotently and answers the feed's and retention's questions."""
 
-    def __init__(self, db: Database, retention_days: int = 30):
+    def __init__(self, db: Database, retention_days: int = 30, clock: Callable[[], float] = time.time):
         self._db = db
         self.retention_days = retention_days
+        self._clock = clock
         self._pruned_at = 0.0
         self._lock = threading.Lock()
         db.add_schema(SCHEMA)
@@ -63,7 +65,7 @@ class EventStore:
         new: list[RegistryEvent] = []
         with self._db.connect(immediate=True) as conn:
             for event in events:
-                if self._insert(conn, event):
+                if self._insert(conn, event, self._clock()):
                     new.append(event)
                     if event.action == "pull":
                         _count_pull(conn, event)
@@ -71,14 +73,14 @@ class EventStore:
         return new
 
     @staticmethod
-    def _insert(conn: sqlite3.Connection, event: RegistryEvent) -> bool:
+    def _insert(conn: sqlite3.Connection, event: RegistryEvent, received: float) -> bool:
         listed = event.action in LISTED and (event.action == "delete" or bool(event.tag))
         cursor = conn.execute(
             "INSERT OR IGNORE INTO registry_events (id, at, action, repository, tag, digest, size, actor,"
-            " source_addr, listed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " source_addr, listed, received) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 event.id, event.at.timestamp(), event.action, event.repository, event.tag, event.digest,
-                event.size, event.actor, event.source_addr, int(listed),
+                event.size, event.actor, event.source_addr, int(listed), received,
             ),
         )  # fmt: skip
         return cursor.rowcount == 1
@@ -149,7 +151,9 @@ class EventStore:
         oldest = (now - timedelta(days=self.retention_days)).timestamp()
         oldest_day = (now.date() - timedelta(days=AGGREGATE_DAYS)).isoformat()
         with self._db.connect() as conn:
-            conn.execute("DELETE FROM registry_events WHERE at < ?", (oldest,))
+            # By when Berth received them, not the event's own time: an id must be remembered for the
+            # whole retention after it arrived, or a retried batch of old events would be stored again.
+            conn.execute("DELETE FROM registry_events WHERE received < ?", (oldest,))
             conn.execute("DELETE FROM pull_daily WHERE day < ?", (oldest_day,))
 
 

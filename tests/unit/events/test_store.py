@@ -64,12 +64,23 @@ def test_pulls_are_counted_per_day_and_tag(db):
 
 
 def test_pruning_keeps_the_retention(db):
-    store = EventStore(db, retention_days=30)
-    store.record([event("old", at=AT - timedelta(days=31)), event("new", at=AT - timedelta(days=29))])
+    now = [(AT - timedelta(days=31)).timestamp()]
+    store = EventStore(db, retention_days=30, clock=lambda: now[0])
+    store.record([event("old", at=AT - timedelta(days=31))])
+    now[0] = (AT - timedelta(days=29)).timestamp()
+    store.record([event("new", at=AT - timedelta(days=29))])
     store.record([event("old-pull", action="pull", at=AT - timedelta(days=400))])
     store.prune(AT)
     assert [e.id for e in store.recent()] == ["new"]
     assert store.pulls_since("team/app", date(2000, 1, 1)) == 0
+
+
+def test_an_old_event_retried_after_a_prune_is_not_stored_again(db):
+    """Ids are remembered for the retention after they arrived, whatever time the event itself names."""
+    store = EventStore(db, retention_days=30, clock=AT.timestamp)
+    assert [e.id for e in store.record([event("late", at=AT - timedelta(days=100))])] == ["late"]
+    store.prune(AT)
+    assert store.record([event("late", at=AT - timedelta(days=100))]) == []
 
 
 def test_push_and_delete_update_only_cached_keys_in_every_process(db, monkeypatch):
