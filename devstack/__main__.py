@@ -37,6 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run the registry as a Swarm service of a private Docker engine (Debian docker.io)",
     )
+    start.add_argument(
+        "--with-berth-image",
+        action="store_true",
+        help="also build Berth's image on that engine from a base made here (implies --swarm)",
+    )
     commands.add_parser("down", parents=[common], help="stop what `up` started")
     commands.add_parser("env", parents=[common], help="print the environment of the running stack")
     return parser
@@ -50,7 +55,10 @@ def main(argv: list[str] | None = None) -> int:
             began = time.monotonic()
             state_file = Path(args.state_dir).expanduser() / "state.json"
             before = state_file.stat().st_mtime_ns if state_file.exists() else None
-            environment = up(args.state_dir, swarm=args.swarm) if args.swarm else up(args.state_dir)
+            if args.with_berth_image:
+                environment = up(args.state_dir, swarm=True, berth_image=True)
+            else:
+                environment = up(args.state_dir, swarm=args.swarm) if args.swarm else up(args.state_dir)
             sys.stdout.write(format_env(environment))
             detail = ""
             if before is not None and state_file.stat().st_mtime_ns == before:  # nothing was started
@@ -61,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
                 parts = [f"{label} {steps[key]:.1f}s" for key, label in names if key in steps]
                 if "service_converge" in steps:
                     parts.append(f"service converged {steps['service_converge']:.1f}s")
+                if "berth_build" in steps:
+                    base = steps["base_tar"] + steps["base_import"]
+                    parts.append(f"base {base:.1f}s, Berth image {steps['wheels'] + steps['berth_build']:.1f}s")
                 detail = f" (Swarm: {', '.join(parts)})" if parts else " (Swarm)"
             print(
                 f"devstack: up in {time.monotonic() - began:.1f}s{detail}; "

@@ -27,8 +27,12 @@ def need(reason: str) -> None:
 
 
 @contextmanager
-def running_devstack(tmp_path_factory, label: str, swarm: bool = False) -> Iterator[tuple[Path, dict[str, str]]]:
+def running_devstack(
+    tmp_path_factory, label: str, swarm: bool = False, berth_image: bool = False
+) -> Iterator[tuple[Path, dict[str, str]]]:
     """A devstack of its own (with ``swarm``, a Docker engine in Swarm mode too): ``(state_dir, env)``.
+
+    With ``berth_image`` (implies ``swarm``) Berth's image is built on that engine (``BERTH_IMAGE``).
 
     It is stopped on leaving, whatever happened; if it cannot start, the test fails under
     CI=true and skips elsewhere.
@@ -36,12 +40,13 @@ def running_devstack(tmp_path_factory, label: str, swarm: bool = False) -> Itera
     import devstack
     from devstack import swarm as engine
 
+    swarm = swarm or berth_image
     if swarm and (reason := engine.missing_reason()):
         need(f"no Docker engine for the Swarm devstack: {reason}")
     state_dir = tmp_path_factory.mktemp(label)
     try:
         try:
-            environment = devstack.up(state_dir, swarm=swarm)
+            environment = devstack.up(state_dir, swarm=swarm, berth_image=berth_image)
         except Exception as exc:  # any failure to start is reported, not hidden
             need(f"devstack{' --swarm' if swarm else ''} did not start: {exc}")
         yield state_dir, environment
