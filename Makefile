@@ -7,17 +7,21 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STATE := .devstack
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := slapd ldap-utils samba docker-registry docker.io skopeo chromium nginx libnginx-mod-stream
+APT_PACKAGES := slapd ldap-utils samba docker-registry docker.io skopeo chromium nginx libnginx-mod-stream debootstrap
 DIRECTORY ?= openldap
 PYTEST_ARGS ?=
+BASE ?= python:3.11-slim
+IMAGE ?= berth:latest
+BUILD_NETWORK ?= none
 
-.PHONY: help deps system-deps demo test unit lint bench screenshots stack-up stack-down clean
+.PHONY: help deps system-deps demo test unit lint bench screenshots stack-up stack-down clean image wheels
 
 help:
 	@echo "make demo   - run Berth on the local stack at http://127.0.0.1:8000 (DIRECTORY=ad: Samba AD)"
 	@echo "make test   - install what is missing, lint, then run every test against the real stack"
 	@echo "make lint   - ruff (check, format) and mypy"
 	@echo "make bench  - benchmarks: catalog (ratios against the raw registry), health, load, tokens"
+	@echo "make image  - wheels into build/wheels, then docker build with no index (BASE=..., IMAGE=...)"
 
 deps: system-deps $(VENV)/.installed
 
@@ -66,6 +70,15 @@ bench: deps
 	$(PY) -m bench.load
 	$(PY) -m bench.tokens
 
+# The wheels come from the index (or pip's cache) on this host; the build itself reaches
+# nothing (--network none): the Dockerfile installs with --no-index from build/wheels.
+wheels: $(VENV)/.installed
+	$(PY) -m pip wheel -q --disable-pip-version-check -r requirements.txt -w build/wheels
+
+image: wheels
+	docker build --network $(BUILD_NETWORK) --build-arg BASE=$(BASE) -t $(IMAGE) .
+	@docker image inspect --format '$(IMAGE): {{.Size}} bytes' $(IMAGE)
+
 stack-up: deps
 	$(PY) -m devstack up --state-dir $(STATE)
 
@@ -73,4 +86,4 @@ stack-down:
 	$(PY) -m devstack down --state-dir $(STATE)
 
 clean: stack-down
-	rm -rf $(VENV) instance .pytest_cache
+	rm -rf $(VENV) instance .pytest_cache build

@@ -27,6 +27,23 @@ if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="berth-metrics-")
 
 
+def on_starting(server):
+    """Hold the "Berth runs" lock while serving: `flask restore` refuses while it is held."""
+    from pathlib import Path
+
+    from berth.backup import hold_running_lock
+
+    server.berth_lock = hold_running_lock(Path(os.environ.get("BERTH_DATA_DIR") or "instance").absolute())
+
+
+def post_worker_init(worker):
+    """Start the job runner at boot, not at the first job request: it marks the jobs a
+    stopped Berth left running as interrupted, and runs jobs queued meanwhile."""
+    services = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("berth")
+    if services is not None and services.settings.background:
+        services.runner.start()
+
+
 def child_exit(server, worker):
     """Forget a dead worker's live gauges."""
     from prometheus_client import multiprocess

@@ -5,11 +5,13 @@ from __future__ import annotations
 import getpass
 import sys
 import time
+from pathlib import Path
 
 import click
 from flask import Flask
 from flask.cli import with_appcontext
 
+from berth import backup as backups
 from berth.errors import BerthError, DirectoryMisconfigured, DirectoryUnavailable
 from berth.jobs.kinds import JobKind
 from blueprints import services
@@ -20,6 +22,8 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(check_config)
     app.cli.add_command(setup)
     app.cli.add_command(rotate_certs)
+    app.cli.add_command(backup)
+    app.cli.add_command(restore)
 
 
 @click.command("check-config")
@@ -53,6 +57,40 @@ def setup(yes: bool) -> None:
 def rotate_certs() -> None:
     """Issue a new server certificate and roll the registry onto it (for cron)."""
     _run(JobKind.ROTATE_CERTS, JobKind.ROTATE_CERTS.options(False))
+
+
+@click.command("backup")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@with_appcontext
+def backup(file: Path) -> None:
+    """Copy Berth's database to FILE, consistently, while Berth runs."""
+    try:
+        summary = backups.backup(services().settings.database_path, file)
+    except BerthError as exc:
+        raise click.ClickException(exc.message) from None
+    _summary("backed up to", summary)
+
+
+@click.command("restore")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Restore even though a Berth server runs on this data directory.")
+@with_appcontext
+def restore(file: Path, force: bool) -> None:
+    """Put the backup FILE back as Berth's database (stop Berth first)."""
+    database = services().settings.database_path
+    if force and backups.berth_running(database.parent):
+        click.echo("warning: Berth is running; restoring anyway (--force). Restart it afterwards.", err=True)
+    try:
+        summary = backups.restore(file, database, force=force)
+    except BerthError as exc:
+        raise click.ClickException(exc.message) from None
+    _summary("restored into", summary)
+
+
+def _summary(what: str, summary: backups.BackupSummary) -> None:
+    click.echo(f"{what} {summary.path} ({summary.size_bytes} bytes)")
+    for table, count in sorted(summary.rows.items()):
+        click.echo(f"  {table}: {count} rows")
 
 
 def _run(kind: JobKind, options: dict) -> None:

@@ -50,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="N (2-4) engines in network namespaces of their own as one Swarm, a TCP balancer in front",
     )
+    start.add_argument(
+        "--with-berth-image",
+        action="store_true",
+        help="also build Berth's image on that engine from a base made here (implies --swarm)",
+    )
     commands.add_parser("down", parents=[common], help="stop what `up` started")
     commands.add_parser("env", parents=[common], help="print the environment of the running stack")
     return parser
@@ -63,7 +68,13 @@ def main(argv: list[str] | None = None) -> int:
             began = time.monotonic()
             state_file = Path(args.state_dir).expanduser() / "state.json"
             before = state_file.stat().st_mtime_ns if state_file.exists() else None
-            environment = up(args.state_dir, swarm=args.swarm, directory=args.directory, nodes=args.nodes)
+            environment = up(
+                args.state_dir,
+                swarm=args.swarm or args.with_berth_image,
+                directory=args.directory,
+                nodes=args.nodes,
+                berth_image=args.with_berth_image,
+            )
             sys.stdout.write(format_env(environment))
             detail = ""
             if before is not None and state_file.stat().st_mtime_ns == before:  # nothing was started
@@ -75,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
                 parts = [f"{label} {steps[key]:.1f}s" for key, label in names if key in steps]
                 if "service_converge" in steps:
                     parts.append(f"service converged {steps['service_converge']:.1f}s")
+                if "berth_build" in steps:
+                    base = steps["base_tar"] + steps["base_import"]
+                    parts.append(f"base {base:.1f}s, Berth image {steps['wheels'] + steps['berth_build']:.1f}s")
                 detail = f" (Swarm: {', '.join(parts)})" if parts else " (Swarm)"
             print(
                 f"devstack: up in {time.monotonic() - began:.1f}s{detail}; "

@@ -14,6 +14,9 @@ TCP balancer in front of the registry replicas (:mod:`devstack.nodes`); its
 in Swarm mode running the registry as the Swarm service ``registry``
 (:mod:`devstack.swarm`), and adds ``DOCKER_HOST``, ``BERTH_REGISTRY_IMAGE``,
 ``BERTH_SWARM_SERVICE``, ``BERTH_CA_DIR`` and ``DEVSTACK_SWARM=1`` to the environment.
+``up(swarm=True, berth_image=True)`` also builds Berth's image on that engine from a
+locally made base (:mod:`devstack.image`) and names it as ``BERTH_IMAGE``; on a running
+Swarm stack without it, it builds the image there and adds it.
 A plain ``up`` on a running Swarm stack returns that stack's environment (a superset); an
 ``up(swarm=True)`` on a running plain stack restarts it with the engine.
 """
@@ -299,16 +302,22 @@ def _start_directory(paths: _Paths, values: dict[str, str], directory: str) -> t
 
 
 def up(
-    state_dir: Path | str = DEFAULT_STATE_DIR, swarm: bool = False, directory: str = "openldap", nodes: int = 0
+    state_dir: Path | str = DEFAULT_STATE_DIR,
+    swarm: bool = False,
+    directory: str = "openldap",
+    nodes: int = 0,
+    berth_image: bool = False,
 ) -> dict[str, str]:
     """Start the stack under ``state_dir`` (or find it running) and return its environment.
 
     With ``swarm`` the registry runs as a Swarm service of a private Docker engine; with
     ``nodes`` (2..4) as replicas on that many engines, each in its own namespaces. With
     ``directory="ad"`` the directory is a Samba AD domain controller (:mod:`devstack.ad`)
-    instead of OpenLDAP. Raises :class:`StackError` after stopping whatever it started if a
-    component fails.
+    instead of OpenLDAP. With ``berth_image`` (implies ``swarm``) Berth's image is built on
+    that engine (``BERTH_IMAGE``). Raises :class:`StackError` after stopping whatever it
+    started if a component fails.
     """
+    swarm = swarm or berth_image
     if directory not in DIRECTORIES:
         raise StackError("directory", f"must be one of {', '.join(DIRECTORIES)}, not {directory!r}")
     paths = _Paths(state_dir)
@@ -317,6 +326,8 @@ def up(
             raise StackError("nodes", f"--nodes takes {MIN_NODES} to {MAX_NODES}, not {nodes}")
         running = _running_env(paths, swarm, directory, nodes)
         if running is not None:
+            if berth_image and "BERTH_IMAGE" not in running:
+                return _add_berth_image(paths, running)
             return running
         _stop_all(paths)  # whatever is left of a half-dead stack
         _check_binaries(directory)
@@ -355,12 +366,41 @@ def up(
         except BaseException:
             _stop_all(paths)
             raise
-        state: dict[str, object] = {"ports": ports, "env": environment}
-        if swarm or nodes:
-            state["swarm_timings"] = timings
-        paths.state.write_text(json.dumps(state, indent=2) + "\n")
-        write_private(paths.env_file, format_env(environment))
+        _record(paths, ports, environment, timings if (swarm or nodes) else None)
+        if berth_image:
+            return _add_berth_image(paths, environment)
         return environment
+
+
+def _record(paths: _Paths, ports: dict[str, int], environment: dict[str, str], timings: dict | None) -> None:
+    state: dict[str, object] = {"ports": ports, "env": environment}
+    if timings is not None:
+        state["swarm_timings"] = timings
+    paths.state.write_text(json.dumps(state, indent=2) + "\n")
+    write_private(paths.env_file, format_env(environment))
+
+
+def _add_berth_image(paths: _Paths, environment: dict[str, str]) -> dict[str, str]:
+    """Build Berth's image on the running engine; record it in the state and env file."""
+    import docker
+    import docker.errors
+
+    from devstack import image
+
+    client = docker.DockerClient(base_url=environment["DOCKER_HOST"], timeout=120)
+    try:
+        steps = image.berth_image(client, paths.log("berth-image"))
+    except image.ImageError as exc:
+        raise StackError("berth-image", exc.reason, exc.log or paths.log("berth-image")) from exc
+    except (docker.errors.DockerException, OSError) as exc:
+        raise StackError("berth-image", str(exc)[:300], paths.log("berth-image")) from exc
+    finally:
+        client.close()
+    state = json.loads(paths.state.read_text())
+    environment = environment | {"BERTH_IMAGE": image.BERTH_IMAGE}
+    timings = dict(state.get("swarm_timings", {})) | steps
+    _record(paths, state["ports"], environment, timings)
+    return environment
 
 
 def _stop_all(paths: _Paths) -> None:

@@ -28,11 +28,17 @@ def need(reason: str) -> None:
 
 @contextmanager
 def running_devstack(
-    tmp_path_factory, label: str, swarm: bool = False, directory: str = "openldap", nodes: int = 0
+    tmp_path_factory,
+    label: str,
+    swarm: bool = False,
+    directory: str = "openldap",
+    nodes: int = 0,
+    berth_image: bool = False,
 ) -> Iterator[tuple[Path, dict[str, str]]]:
     """A devstack of its own (with ``swarm``, a Docker engine in Swarm mode too): ``(state_dir, env)``.
 
     With ``nodes``, that many engines in namespaces of their own, one Swarm, a balancer.
+    With ``berth_image`` (implies ``swarm``) Berth's image is built on that engine (``BERTH_IMAGE``).
 
     It is stopped on leaving, whatever happened; if it cannot start, the test fails under
     CI=true and skips elsewhere.
@@ -40,12 +46,13 @@ def running_devstack(
     import devstack
     from devstack import swarm as engine
 
+    swarm = swarm or berth_image
     if (swarm or nodes) and (reason := engine.missing_reason()):
         need(f"no Docker engine for the Swarm devstack: {reason}")
     state_dir = tmp_path_factory.mktemp(label)
     try:
         try:
-            environment = devstack.up(state_dir, swarm=swarm, directory=directory, nodes=nodes)
+            environment = devstack.up(state_dir, swarm=swarm, directory=directory, nodes=nodes, berth_image=berth_image)
         except Exception as exc:  # any failure to start is reported, not hidden
             kind = f" --nodes {nodes}" if nodes else " --swarm" if swarm else ""
             need(f"devstack{kind} --directory {directory} did not start: {exc}")

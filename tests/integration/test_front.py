@@ -42,15 +42,18 @@ def render(conf: str, prefix: Path, listen: int, upstream: int, cert: Path, key:
     """The deploy config with this test's ports and paths (and temp dirs under ``prefix``)."""
     replacements = {
         "listen 443 ssl;": f"listen 127.0.0.1:{listen} ssl;",
-        "server berth:8000;": f"server 127.0.0.1:{upstream};",
-        "/run/secrets/berth_tls_cert": str(cert),
-        "/run/secrets/berth_tls_key": str(key),
+        "server 127.0.0.1:8000;": f"server 127.0.0.1:{upstream};",
+        "/run/secrets/berth.crt": str(cert),
+        "/run/secrets/berth.key": str(key),
         "error_log /dev/stderr warn;": f"error_log {prefix}/error.log warn;",
         "access_log /dev/stdout;": f"access_log {prefix}/access.log;",
     }
     for old, new in replacements.items():
         assert old in conf, f"deploy/nginx.conf no longer has {old!r}"
         conf = conf.replace(old, new)
+    conf = conf.replace("client_body_temp_path /tmp/nginx-body;\n", "").replace(
+        "proxy_temp_path /tmp/nginx-proxy;\n", ""
+    )
     temp = "".join(
         f"    {kind}_temp_path {prefix}/{kind};\n" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
     )
