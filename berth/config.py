@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -82,6 +83,10 @@ class Settings:
     access_rules: Path | None = None
     anonymous_pull: bool = False
     registry_service: str | None = None
+    retention_rules: Path | None = None
+    retention_schedule: str | None = None
+    registry_binary: str | None = None
+    gc_timeout: float = 600.0
 
     def __post_init__(self) -> None:
         if self.ca_dir is _CA_IN_DATA_DIR:
@@ -201,7 +206,32 @@ class Settings:
             registry_service=env.get("BERTH_REGISTRY_SERVICE") or None,
             background=env.flag("BERTH_BACKGROUND", True),
             job_stale_seconds=env.number("BERTH_JOB_STALE_SECONDS", 15.0, float),
+            **_lifecycle(env),
         )
+
+
+def _lifecycle(env: _Env) -> dict[str, Any]:
+    """The settings of the registry lifecycle: retention rules and schedule, garbage collection."""
+    rules = env.path("BERTH_RETENTION_RULES")
+    if rules is not None:
+        from berth.storage.rules import load_policy
+
+        load_policy(rules)  # a bad file stops the start here, in one line naming the setting
+    schedule = env.get("BERTH_RETENTION_SCHEDULE") or None
+    if schedule is not None and not _HHMM.fullmatch(schedule):
+        raise SettingError("BERTH_RETENTION_SCHEDULE", f"must be a time of day HH:MM (or empty), not {schedule!r}")
+    binary = env.get("BERTH_REGISTRY_BINARY") or None
+    if binary is not None and not binary.startswith("/"):
+        raise SettingError("BERTH_REGISTRY_BINARY", f"must be an absolute path inside the image, not {binary!r}")
+    return {
+        "retention_rules": rules,
+        "retention_schedule": schedule,
+        "registry_binary": binary,
+        "gc_timeout": env.number("BERTH_GC_TIMEOUT", 600.0, float),
+    }
+
+
+_HHMM = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
 
 
 def _default_registry_ca(ca_dir: Path, registry_url: str) -> Path | None:

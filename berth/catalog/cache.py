@@ -106,6 +106,14 @@ class FactCache:
             conn.execute("INSERT OR REPLACE INTO facts VALUES (?, ?, ?)", (full, json.dumps(value), now))
         self._remember(full, now, value)
 
+    def expire(self, key: str) -> None:
+        """Make ``key`` due for reloading now (its value stays readable with ``allow_stale``)."""
+        full = f"{self._namespace}{key}"
+        with self._db.connect() as conn:
+            conn.execute("UPDATE facts SET fetched_at = 0 WHERE key = ?", (full,))
+        with self._lock:
+            self._memory.pop(full, None)
+
     def _remember(self, key: str, fetched_at: float, value: Any) -> None:
         with self._lock:
             self._memory[key] = (fetched_at, value)

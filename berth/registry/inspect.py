@@ -46,7 +46,18 @@ def inspect_registry(
     report.findings += _served_findings(served, held_certificate, report.details)
     report.findings += config_findings(config_yaml, nfs_path)
     report.details["config_readable"] = config_yaml is not None
+    report.details["readonly"] = _readonly(config_yaml)
     return report
+
+
+def _readonly(config_yaml: str | None) -> bool:
+    """Whether the config says ``storage.maintenance.readonly.enabled`` (garbage collection runs)."""
+    from berth.swarm.maintenance import is_readonly
+
+    try:
+        return is_readonly(yaml.safe_load(config_yaml or "") or {})
+    except yaml.YAMLError:
+        return False
 
 
 def _ping_findings(latency: float, api_version: str | None) -> list[Finding]:
