@@ -134,5 +134,5 @@ def build_services(settings: Settings) -> Services:
         access_rules=access_rules,
         access_tokens=access_tokens,
         token_server=TokenServer(issuer, access_rules, login, basic_auth_cache, directory, access_tokens, audit),
-        storage=StorageAccounting(db, catalog, capacity, workers=min(8, settings.fetch_workers)),
+        storage=StorageAccounting(db, catalog, capacity, workers=settings.fetch_workers),
     )

@@ -231,6 +231,17 @@ class CatalogService:
                 errors[digest] = "The registry could not serve this image."
         return images, {d: e for d, e in errors.items() if d in missing}
 
+    def manifests(self, name: str, digests: Iterable[str]) -> tuple[dict, dict[str, str]]:
+        """Manifests and indexes by digest, with the children of each index (configs are not read)."""
+        errors: dict[str, str] = {}
+        tops = self._documents(name, list(digests), self._fetch_manifest, errors)
+        children = [c.digest for top in tops.values() if isinstance(top, ImageIndex) for c in top.manifests]
+        return {**tops, **self._documents(name, children, self._fetch_manifest, errors)}, errors
+
+    def cached_image(self, digest: str) -> Image | None:
+        """The assembled image ``digest`` if this process already has it (no request)."""
+        return self._images.get(digest)
+
     def forget(self, name: str) -> None:
         """The tags of ``name`` changed (an image was deleted): read them again at the next look."""
         for key in (f"tags:{name}", f"digests:{name}"):

@@ -3,9 +3,11 @@
 Everything is computed from the catalog's caches: a manifest or config is read from the
 registry once, ever (content-addressed, kept in SQLite), so a second computation costs only
 the listing requests (catalog, tags, one HEAD per tag) plus the documents of new pushes.
-Bytes are exact sums over distinct blobs: manifests (their own length), configs and layers
-as the manifests declare them. A blob is *unique* to a repository when no other repository
-references it, else *shared*. Attestation manifests of an index are not counted.
+Configs are not read: sizes are in the manifests; an image's creation date is shown when
+the catalog already assembled it. Bytes are exact sums over distinct blobs: manifests
+(their own length), configs and layers as the manifests declare them. A blob is *unique*
+to a repository when no other repository references it, else *shared*. Attestation
+manifests of an index are not counted.
 """
 
 from __future__ import annotations
@@ -17,33 +19,39 @@ from datetime import UTC, datetime
 
 from berth.catalog.service import CatalogService
 from berth.errors import BerthError
-from berth.registry.model import Image
+from berth.registry.model import ImageIndex, ImageManifest
 from berth.storage.model import ImageBlobs, RepositoryUsage, StorageReport
 
 Progress = Callable[[int, int], None]
 
 
-def image_blobs(catalog: CatalogService, name: str, image: Image, tags: tuple[str, ...]) -> ImageBlobs:
-    """Every blob ``image`` references, with its size: its manifest(s), configs and layers."""
-    blobs = {image.digest: catalog.manifest_size(name, image.digest)}
-    for platform in image.images:
-        manifest = platform.manifest
-        if manifest.digest not in blobs:
-            blobs[manifest.digest] = catalog.manifest_size(name, manifest.digest)
-        blobs[manifest.config.digest] = manifest.config.size
-        for layer in manifest.layers:
-            blobs[layer.digest] = layer.size
-    return ImageBlobs(name, image.digest, tags, blobs, image.created)
+def image_blobs(catalog: CatalogService, name: str, top, documents: dict, tags: tuple[str, ...]) -> ImageBlobs:
+    """Every blob the manifest or index ``top`` references, with its size: manifests, configs, layers."""
+    blobs = {top.digest: catalog.manifest_size(name, top.digest)}
+    manifests = [top]
+    if isinstance(top, ImageIndex):
+        for child in top.manifests:
+            blobs[child.digest] = child.size
+            manifests.append(documents.get(child.digest))
+    for manifest in manifests:
+        if isinstance(manifest, ImageManifest):
+            blobs[manifest.config.digest] = manifest.config.size
+            blobs.update((layer.digest, layer.size) for layer in manifest.layers)
+    created = image.created if (image := catalog.cached_image(top.digest)) is not None else None
+    return ImageBlobs(name, top.digest, tags, blobs, created)
 
 
 def repository_images(catalog: CatalogService, name: str) -> tuple[list[ImageBlobs], list[str]]:
-    """The images of one repository with their blobs, and what could not be read."""
-    digests = catalog.tag_digests(name)
+    """The images of one repository with their blobs, and what could not be read (manifests only)."""
     by_digest: dict[str, list[str]] = {}
-    for tag, digest in digests.items():
+    for tag, digest in catalog.tag_digests(name).items():
         by_digest.setdefault(digest, []).append(tag)
-    images, errors = catalog.images(name, by_digest)
-    found = [image_blobs(catalog, name, images[d], tuple(sorted(t))) for d, t in by_digest.items() if d in images]
+    documents, errors = catalog.manifests(name, by_digest)
+    found = [
+        image_blobs(catalog, name, documents[d], documents, tuple(sorted(t)))
+        for d, t in by_digest.items()
+        if d in documents and d not in errors
+    ]
     return found, [f"{name}@{d}: {message}" for d, message in errors.items()]
 
 

@@ -102,6 +102,8 @@ def life(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Life]:
         life = Life(settings, app, client, root)
         setup = life.run("setup", {"confirm": True})
         assert setup.status == "succeeded", _logs(setup)
+        life.settings = settings = Settings.from_env(environment)  # now BERTH_REGISTRY_CA finds the new CA
+        life.app = make_app(settings)
         base, big = layer("base", 300_000), [layer(f"own-{i}", 100_000 + 20_000 * i) for i in range(3)]
         with life.session() as s:
             url = settings.registry_url
