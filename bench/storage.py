@@ -9,7 +9,8 @@ Run with ``.venv/bin/python -m bench.storage``. It builds or reuses the dataset
   directory (so every manifest and config is read from the registry once);
 - ``berth_after_push``: one image pushed to an existing repository, that repository's
   facts expired (what the events package's notification does), the report computed again:
-  the requests beyond the listing are the push's own documents.
+  the requests beyond the listing are the push's own documents. The pushed image (a tag
+  ``bench-push`` with a fresh layer each run) stays in the dataset's storage.
 
 Prints a table and ``RATIO`` lines and writes ``bench/results/storage.json``.
 """
@@ -86,7 +87,7 @@ def berth_runs(env: dict[str, str], data_dir: Path) -> tuple[Measurement, Measur
                        {"referenced_bytes": report.referenced_bytes, "blobs": report.blobs,
                         "repositories": len(report.repositories), "errors": len(report.errors)})  # fmt: skip
     with pooled_session(env["BERTH_REGISTRY_CA"]) as session:
-        pushed = push(session, client.base_url, "bench/app-0000", "bench-push", [layer("bench-push", 50_000)],
+        pushed = push(session, client.base_url, "bench/app-0000", "bench-push", [layer(f"bench-push-{time.time()}", 50_000)],
                       "2024-06-01T00:00:00Z")  # fmt: skip
     services.catalog.forget("bench/app-0000")
     before, started = client.requests_made, time.perf_counter()

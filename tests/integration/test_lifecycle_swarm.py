@@ -29,7 +29,7 @@ from berth.storage.disk import blob_usage
 from berth.swarm import maintenance
 from berth.swarm.inspect import docker_client, find_service
 from devstack.ports import free_port
-from tests.helpers import make_app, need, running_devstack
+from tests.helpers import AuthActions, make_app, need, running_devstack
 from tests.lifecycle_images import Pushed, layer, pull, push
 
 SERVICE = "berth-life"
@@ -138,8 +138,9 @@ def test_delete_lists_tags_and_services_and_is_audited(life: Life) -> None:
     spec = {"ContainerSpec": {"Image": f"{life.settings.registry_host}/life/app:2"}}
     life.client.api.create_service(spec, name="life-user", mode={"Replicated": {"Replicas": 0}})
     web = life.app.test_client()
+    AuthActions(web).login("alice")
     digest = life.images["app2"].digest
-    page = web.get(f"/repositories/life/app/images/{digest}/delete", auth=("alice", "alice-pw"))
+    page = web.get(f"/repositories/life/app/images/{digest}/delete")
     text = page.get_data(as_text=True)
     assert page.status_code == 200 and "life-user" in text and ">2</span>" in text
     digest = life.images["app1"].digest
@@ -236,7 +237,9 @@ def test_retention_deletes_what_the_dry_run_listed_and_never_a_running_image(lif
     kept = {d["digest"]: d["reason"] for d in dry.result["plan"]["keep"]}
     assert planned == {("life/other", life.images["other"].digest)}
     assert kept[life.images["app2"].digest] == "a service on the Swarm runs it"
-    page = life.app.test_client().get(f"/retention?job={dry.id}", auth=("alice", "alice-pw")).get_data(as_text=True)
+    web = life.app.test_client()
+    AuthActions(web).login("alice")
+    page = web.get(f"/retention?job={dry.id}").get_data(as_text=True)
     assert "life/other@" in page and "a service on the Swarm runs it" in page
     applied = life.run("retention", {"dry_run": False, "plan_job": dry.id})
     assert applied.status == "succeeded", _logs(applied)
