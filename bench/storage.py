@@ -87,8 +87,8 @@ def berth_runs(env: dict[str, str], data_dir: Path) -> tuple[Measurement, Measur
                        {"referenced_bytes": report.referenced_bytes, "blobs": report.blobs,
                         "repositories": len(report.repositories), "errors": len(report.errors)})  # fmt: skip
     with pooled_session(env["BERTH_REGISTRY_CA"]) as session:
-        pushed = push(session, client.base_url, "bench/app-0000", "bench-push", [layer(f"bench-push-{time.time()}", 50_000)],
-                      "2024-06-01T00:00:00Z")  # fmt: skip
+        fresh = [layer(f"bench-push-{time.time()}", 50_000)]
+        pushed = push(session, client.base_url, "bench/app-0000", "bench-push", fresh, "2024-06-01T00:00:00Z")
     services.catalog.forget("bench/app-0000")
     before, started = client.requests_made, time.perf_counter()
     again = services.storage.compute_now()
