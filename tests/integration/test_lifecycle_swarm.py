@@ -144,6 +144,7 @@ def test_delete_lists_tags_and_services_and_is_audited(life: Life) -> None:
     text = page.get_data(as_text=True)
     assert page.status_code == 200 and "life-user" in text and ">2</span>" in text
     digest = life.images["app1"].digest
+    web = life.app.test_client()  # the API with Basic credentials, no session cookie
     refused = web.delete(f"/api/v1/repositories/life/app/images/{digest}", auth=("olivia", "olivia-pw"))
     assert refused.status_code == 403
     done = web.delete(f"/api/v1/repositories/life/app/images/{digest}", auth=("alice", "alice-pw"))
