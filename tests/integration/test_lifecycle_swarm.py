@@ -249,3 +249,42 @@ def test_retention_deletes_what_the_dry_run_listed_and_never_a_running_image(lif
         assert pull(s, life.settings.registry_url, "life/app", "2") == life.images["app2"].digest
         gone = s.get(f"{life.settings.registry_url}/v2/life/other/manifests/latest", timeout=10)
         assert gone.status_code == 404
+
+
+def test_pages_in_chromium(life: Life) -> None:
+    """The storage page and a retention dry run, in Chromium (the README's screenshots with BERTH_SCREENSHOTS=docs)."""
+    import os
+    import tempfile
+
+    from werkzeug.serving import make_server
+
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.is_file():
+        need("Chromium is not installed")
+    from playwright.sync_api import sync_playwright
+
+    folder = Path("docs/screenshots") if os.environ.get("BERTH_SCREENSHOTS") == "docs" else Path(tempfile.mkdtemp())
+    with life.session() as s:
+        push(s, life.settings.registry_url, "life/other", "2", [layer("other-2", 80_000)], "2024-04-01T00:00:00Z")
+    dry = life.run("retention", {"dry_run": True})
+    life.app.extensions["berth"].storage.compute_now()
+    server = make_server("127.0.0.1", free_port(), life.app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(chromium), headless=True, args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.goto(f"{base}/login")
+            page.fill("input[name=username]", "alice")
+            page.fill("input[name=password]", "alice-pw")
+            page.click("button[type=submit]")
+            page.goto(f"{base}/storage")
+            assert page.locator("#storage-table").is_visible() and page.locator("svg.chart").count() >= 1
+            page.screenshot(path=str(folder / "storage.png"), full_page=True)
+            page.goto(f"{base}/retention?job={dry.id}")
+            assert page.locator("#plan-keep").is_visible()
+            page.screenshot(path=str(folder / "retention.png"), full_page=True)
+            browser.close()
+    finally:
+        server.shutdown()
