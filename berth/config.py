@@ -91,6 +91,10 @@ class Settings:
     registry_service: str | None = None
     events_secret: str | None = None
     events_retention_days: int = 30
+    retention_rules: Path | None = None
+    retention_schedule: str | None = None
+    registry_binary: str | None = None
+    gc_timeout: float = 600.0
 
     def __post_init__(self) -> None:
         if self.ca_dir is _CA_IN_DATA_DIR:
@@ -230,7 +234,32 @@ class Settings:
             job_stale_seconds=env.number("BERTH_JOB_STALE_SECONDS", 15.0, float),
             events_secret=env.secret("BERTH_EVENTS_SECRET"),
             events_retention_days=env.number("BERTH_EVENTS_RETENTION_DAYS", 30, int),
+            **_lifecycle(env),
         )
+
+
+def _lifecycle(env: _Env) -> dict[str, Any]:
+    """The settings of the registry lifecycle: retention rules and schedule, garbage collection."""
+    rules = env.path("BERTH_RETENTION_RULES")
+    if rules is not None:
+        from berth.storage.rules import load_policy
+
+        load_policy(rules)  # a bad file stops the start here, in one line naming the setting
+    schedule = env.get("BERTH_RETENTION_SCHEDULE") or None
+    if schedule is not None and not _HHMM.fullmatch(schedule):
+        raise SettingError("BERTH_RETENTION_SCHEDULE", f"must be a time of day HH:MM (or empty), not {schedule!r}")
+    binary = env.get("BERTH_REGISTRY_BINARY") or None
+    if binary is not None and not binary.startswith("/"):
+        raise SettingError("BERTH_REGISTRY_BINARY", f"must be an absolute path inside the image, not {binary!r}")
+    return {
+        "retention_rules": rules,
+        "retention_schedule": schedule,
+        "registry_binary": binary,
+        "gc_timeout": env.number("BERTH_GC_TIMEOUT", 600.0, float),
+    }
+
+
+_HHMM = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
 
 
 def _default_registry_ca(ca_dir: Path, registry_url: str) -> Path | None:

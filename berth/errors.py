@@ -145,6 +145,10 @@ class Conflict(BerthError):
     """The request clashes with the current state (e.g. a job of that kind runs)."""
 
 
+class DeleteUnsupported(Conflict):
+    """The registry refuses deletes (``storage.delete`` off, or read-only during garbage collection)."""
+
+
 class JobFailed(BerthError):
     """A job step failed in a way its own message explains (no traceback needed)."""
 

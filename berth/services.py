@@ -11,7 +11,7 @@ from berth.auth.login import BasicAuthCache, LoginService
 from berth.auth.rules import AccessRules, load_rules
 from berth.auth.sessions import SessionStore
 from berth.auth.throttle import LoginThrottle
-from berth.auth.token_server import TokenServer, self_token_provider
+from berth.auth.token_server import DELETE_ACTIONS, SELF_ACTIONS, TokenServer, self_token_provider
 from berth.auth.tokens import SigningKeys, TokenIssuer, signing_dir
 from berth.catalog.service import CatalogService
 from berth.config import Settings
@@ -24,8 +24,10 @@ from berth.health.monitor import HealthMonitor
 from berth.health.probes import build_probes
 from berth.jobs.kinds import job_definitions
 from berth.jobs.runner import JobRunner
+from berth.jobs.schedule import retention_tick
 from berth.jobs.store import JobStore
 from berth.registry.client import RegistryClient
+from berth.storage.history import StorageAccounting
 
 
 @dataclass
@@ -49,6 +51,29 @@ class Services:
     token_server: TokenServer
     events: EventIngest
     events_secret: str
+    storage: StorageAccounting
+
+    def deleting_registry(self) -> RegistryClient:
+        """A registry client whose own tokens may carry ``delete``: for admin actions and jobs only."""
+        return registry_client(self.settings, delete=True)
+
+
+def registry_client(settings: Settings, *, delete: bool = False, issuer: TokenIssuer | None = None) -> RegistryClient:
+    """A client of the registry; with ``delete`` its in-process tokens may also delete (admin use only)."""
+    if issuer is None:
+        issuer = TokenIssuer(SigningKeys(signing_dir(settings.data_dir)).load(), settings.registry_service or "")
+    realm = f"{settings.public_url}/auth/token" if settings.public_url else None
+    return RegistryClient(
+        settings.registry_url,
+        ca_bundle=settings.registry_ca,
+        username=settings.registry_username,
+        password=settings.registry_password,
+        timeout=settings.registry_timeout,
+        pool_size=settings.fetch_workers + 4,
+        observer=observe_registry_request,
+        token_provider=self_token_provider(issuer, realm, DELETE_ACTIONS if delete else SELF_ACTIONS),
+        token_realms=settings.registry_token_realms + ((settings.public_url,) if settings.public_url else ()),
+    )
 
 
 def build_services(settings: Settings) -> Services:
@@ -84,19 +109,8 @@ def build_services(settings: Settings) -> Services:
     basic_auth_cache = BasicAuthCache(settings.secret_key)
     access_rules = load_rules(settings.access_rules, settings.anonymous_pull)
     issuer = TokenIssuer(SigningKeys(signing_dir(settings.data_dir)).load(), settings.registry_service or "")
-    realm = f"{settings.public_url}/auth/token" if settings.public_url else None
     access_tokens = AccessTokens(db, audit)
-    registry = RegistryClient(
-        settings.registry_url,
-        ca_bundle=settings.registry_ca,
-        username=settings.registry_username,
-        password=settings.registry_password,
-        timeout=settings.registry_timeout,
-        pool_size=settings.fetch_workers + 4,
-        observer=observe_registry_request,
-        token_provider=self_token_provider(issuer, realm),
-        token_realms=settings.registry_token_realms + ((settings.public_url,) if settings.public_url else ()),
-    )
+    registry = registry_client(settings, issuer=issuer)
     catalog = CatalogService(registry, db, settings.cache_ttl, settings.fetch_workers)
     health = HealthMonitor(
         db,
@@ -106,6 +120,10 @@ def build_services(settings: Settings) -> Services:
     )
     jobs = JobStore(db, audit, settings.job_stale_seconds)
     jobs.mark_interrupted()
+
+    def capacity() -> dict:
+        return ((health.snapshot().get("nfs") or {}).get("details") or {}).get("capacity") or {}
+
     return Services(
         settings=settings,
         db=db,
@@ -118,10 +136,13 @@ def build_services(settings: Settings) -> Services:
         catalog=catalog,
         health=health,
         jobs=jobs,
-        runner=JobRunner(jobs, lambda: job_definitions(settings), background=settings.background),
+        runner=JobRunner(
+            jobs, lambda: job_definitions(settings), background=settings.background, tick=retention_tick(settings, jobs)
+        ),
         access_rules=access_rules,
         access_tokens=access_tokens,
         token_server=TokenServer(issuer, access_rules, login, basic_auth_cache, directory, access_tokens, audit),
         events=EventIngest(EventStore(db, settings.events_retention_days), catalog),
         events_secret=events_secret(settings.events_secret, settings.data_dir),
+        storage=StorageAccounting(db, catalog, capacity, workers=settings.fetch_workers),
     )

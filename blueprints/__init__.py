@@ -14,7 +14,7 @@ def services() -> Services:
 
 def register_blueprints(app: Flask) -> None:
     """Attach every area's blueprint."""
-    from blueprints import api, auth, catalog, events, health, jobs, main, registry_access, token, trust
+    from blueprints import api, auth, catalog, events, health, jobs, main, registry_access, storage, token, trust
 
-    for module in (auth, main, catalog, health, jobs, trust, api, token, registry_access, events):
+    for module in (auth, main, catalog, health, jobs, trust, api, token, registry_access, events, storage):
         app.register_blueprint(module.bp)

@@ -9,7 +9,7 @@ from flask import Blueprint, jsonify, request, url_for
 from flask_login import current_user
 
 from berth.catalog.shapes import image_detail, tag_summary
-from berth.errors import Conflict
+from berth.errors import BerthError, Conflict
 from berth.jobs.kinds import JobKind
 from berth.roles import Role
 from blueprints import services
@@ -87,15 +87,14 @@ def create_job():
         body = None
     if not isinstance(body, dict) or not isinstance(body.get("kind"), str):
         return jsonify(error='The body must be a JSON object like {"kind": "rotate-certs"}.'), 400
-    unknown = set(body) - {"kind", "confirm"}
-    if unknown or not isinstance(body.get("confirm", False), bool):
-        problem = ", ".join(sorted(unknown)) or "confirm must be true or false"
-        return jsonify(error=f"Unexpected fields: {problem}."), 400
     kind = JobKind.parse(body["kind"])
+    flags = {k: v for k, v in body.items() if k != "kind"}
+    unknown = set(flags) - kind.accepted_options
+    if unknown or not all(isinstance(v, bool) for v in flags.values()):
+        problem = ", ".join(sorted(unknown)) or "options must be true or false"
+        return jsonify(error=f"Unexpected fields for {kind}: {problem}."), 400
     try:
-        job = services().runner.submit(
-            kind, current_user.username, client_address(), kind.options(body.get("confirm", False))
-        )
+        job = services().runner.submit(kind, current_user.username, client_address(), kind.options(**flags))
     except Conflict as exc:
         active = services().jobs.active(kind)
         return jsonify(error=exc.message, id=active.id if active else None), 409
@@ -103,6 +102,35 @@ def create_job():
     response.status_code = 202
     response.headers["Location"] = url_for("api.job", job_id=job.id)
     return response
+
+
+@bp.route("/storage")
+@requires(Role.OPS)
+def storage():
+    """Capacity, bytes referenced by all tags, and each repository's tags, images, unique and shared bytes."""
+    svc = services()
+    return jsonify(svc.storage.current(max_age=svc.settings.cache_ttl).as_dict())
+
+
+@bp.route("/repositories/<path:name>/images/<digest>", methods=["DELETE"])
+@requires(Role.ADMIN)
+def delete_image(name: str, digest: str):
+    """Delete an image by digest (every tag on it goes too); ``{"deleted", "tags"}``. Audited."""
+    from berth.storage.deletion import delete_image as delete
+    from berth.storage.deletion import plan_delete
+
+    svc = services()
+    plan = plan_delete(svc.catalog, svc.settings, name, digest)
+    client = svc.deleting_registry()
+    try:
+        delete(client, svc.catalog, plan, name)
+    except BerthError as exc:
+        svc.audit.record("image", "failed", current_user.username, client_address(), f"{name}@{digest}: {exc.message}")
+        raise
+    finally:
+        client.close()
+    svc.audit.record("image", "deleted", current_user.username, client_address(), f"{name}@{digest} {plan.tags}")
+    return jsonify(deleted=f"{name}@{digest}", tags=list(plan.tags))
 
 
 @bp.route("/jobs/<int:job_id>")

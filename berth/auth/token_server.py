@@ -165,22 +165,26 @@ def _limited(scope: Scope, limit: frozenset[str]) -> frozenset[str]:
 
 
 SELF_SUBJECT = "berth"
-SELF_ACTIONS = frozenset({"pull", "*"})  # pull repositories, list the catalog; never push or delete
+SELF_ACTIONS = frozenset({"pull", "*"})  # pull repositories, list the catalog; never push
+#: What an admin action or job (deleting an image, retention) may add, asked for explicitly.
+DELETE_ACTIONS = SELF_ACTIONS | {"delete"}
 
 
-def self_token_provider(issuer: TokenIssuer, realm: str | None):
-    """A RegistryClient token provider: Berth's own catalog-and-pull tokens, minted in-process.
+def self_token_provider(issuer: TokenIssuer, realm: str | None, actions: frozenset[str] = SELF_ACTIONS):
+    """A RegistryClient token provider: Berth's own tokens, minted in-process, for ``actions`` at most.
 
     It answers only challenges whose realm is ``realm`` (Berth's /auth/token) and whose
     service is the issuer's, so Berth never needs a directory account to read the
-    registry it serves tokens for; any other realm falls back to the normal flow.
+    registry it serves tokens for; any other realm falls back to the normal flow. The
+    browsing client gets :data:`SELF_ACTIONS`; only the client built for admin actions
+    and jobs passes :data:`DELETE_ACTIONS`.
     """
     from berth.auth.scope import parse_scopes
 
     def provide(challenge, scope: str | None) -> tuple[str, float] | None:
         if realm is None or challenge.realm != realm or challenge.service not in (None, issuer.service):
             return None
-        scopes = [s.with_actions(s.actions & SELF_ACTIONS) for s in parse_scopes([scope] if scope else [])]
+        scopes = [s.with_actions(s.actions & actions) for s in parse_scopes([scope] if scope else [])]
         minted = issuer.issue(SELF_SUBJECT, scopes)
         return minted.token, float(minted.expires_in)
 

@@ -176,6 +176,14 @@ class FactCache:
                     self._memory.pop(row["key"], None)
                 self._seen_change = max(self._seen_change or 0, rows[-1]["seq"])
 
+    def expire(self, key: str) -> None:
+        """Make ``key`` due for reloading now (its value stays readable with ``allow_stale``)."""
+        full = f"{self._namespace}{key}"
+        with self._db.connect() as conn:
+            conn.execute("UPDATE facts SET fetched_at = 0 WHERE key = ?", (full,))
+        with self._lock:
+            self._memory.pop(full, None)
+
     def _remember(self, key: str, fetched_at: float, value: Any) -> None:
         with self._lock:
             self._memory[key] = (fetched_at, value)

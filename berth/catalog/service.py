@@ -90,6 +90,7 @@ class CatalogService:
         self._content = ContentCache(db)
         self._parsed = Memo()
         self._images = Memo(20_000)
+        self._sizes = Memo(200_000)  # manifest digest -> its length in bytes (storage accounting)
         self._searches = Memo(256)
         self._workers = workers
         self._pool: ThreadPoolExecutor | None = None
@@ -271,6 +272,34 @@ class CatalogService:
                 errors[digest] = "The registry could not serve this image."
         return images, {d: e for d, e in errors.items() if d in missing}
 
+    def manifests(self, name: str, digests: Iterable[str]) -> tuple[dict, dict[str, str]]:
+        """Manifests and indexes by digest, with the children of each index (configs are not read)."""
+        errors: dict[str, str] = {}
+        tops = self._documents(name, list(digests), self._fetch_manifest, errors)
+        children = [c.digest for top in tops.values() if isinstance(top, ImageIndex) for c in top.manifests]
+        return {**tops, **self._documents(name, children, self._fetch_manifest, errors)}, errors
+
+    def cached_image(self, digest: str) -> Image | None:
+        """The assembled image ``digest`` if this process already has it (no request)."""
+        return self._images.get(digest)
+
+    def forget(self, name: str) -> None:
+        """The tags of ``name`` changed (an image was deleted): read them again at the next look."""
+        for key in (f"tags:{name}", f"digests:{name}"):
+            self._facts.expire(key)
+
+    def manifest_size(self, name: str, digest: str) -> int:
+        """The length in bytes of manifest ``digest`` (as stored: from memory, SQLite, else one HEAD)."""
+        size = self._sizes.get(digest)
+        if size is None:
+            stored = self._content.get_many([digest]).get(digest)
+            if stored is not None and stored[:1] == b"M":
+                size = len(stored[1:].partition(b"\n")[2])
+            else:
+                size = self.client.resolve(name, digest).size
+            self._sizes.put(digest, size)
+        return size
+
     # --- documents by digest -----------------------------------------------------
 
     def _documents(self, name: str, digests: list[str], fetch: Callable, errors: dict[str, str]) -> dict:
@@ -308,6 +337,7 @@ class CatalogService:
 
     def _remember_manifest(self, digest: str, media_type: str, data: bytes) -> ImageManifest | ImageIndex:
         manifest = parse_manifest(data, media_type, digest)
+        self._sizes.put(digest, len(data))
         with self._pending_lock:
             self._pending[digest] = b"M" + media_type.encode() + b"\n" + data
         self._parsed.put(digest, manifest)
@@ -328,6 +358,7 @@ class CatalogService:
             else:
                 media_type, _, data = stored[1:].partition(b"\n")
                 doc = parse_manifest(data, media_type.decode(), digest)
+                self._sizes.put(digest, len(data))
         except BadUpstreamResponse as exc:
             errors[digest] = exc.message
             return None

@@ -18,6 +18,8 @@ class JobKind(StrEnum):
     SETUP = "setup"
     ROTATE_CERTS = "rotate-certs"
     DISTRIBUTE_CA = "distribute-ca"
+    RETENTION = "retention"
+    GC = "gc"
 
     @property
     def takes_confirm(self) -> bool:
@@ -32,14 +34,27 @@ class JobKind(StrEnum):
         except ValueError:
             raise NotFound(f"There is no job kind {name[:40]!r}; Berth runs {', '.join(cls)}.") from None
 
-    def options(self, confirm: bool) -> dict:
-        """The options a job of this kind is recorded with."""
-        return {"confirm": confirm} if self.takes_confirm else {}
+    @property
+    def accepted_options(self) -> frozenset[str]:
+        """The boolean options ``POST /api/v1/jobs`` takes beside ``kind`` for this kind."""
+        accepted = {"confirm"} if self.takes_confirm else set()
+        if self in (JobKind.GC, JobKind.RETENTION):
+            accepted.add("dry_run")
+        if self is JobKind.GC:
+            accepted.add("delete_untagged")
+        return frozenset(accepted)
+
+    def options(self, confirm: bool = False, **flags: bool) -> dict:
+        """The options a job of this kind is recorded with (flags it does not take are dropped)."""
+        chosen = {"confirm": confirm, **flags}
+        return {name: bool(chosen.get(name, False)) for name in sorted(self.accepted_options)}
 
 
 def job_definitions(settings: Settings) -> dict[str, JobDefinition]:
     """Every job kind's definition, built for ``settings``."""
     from berth.jobs.distribute import distribute_kind
+    from berth.jobs.gc import gc_kind
+    from berth.jobs.retention import retention_kind
     from berth.jobs.rotation import rotation_kind
     from berth.jobs.setup import setup_kind
 
@@ -47,4 +62,6 @@ def job_definitions(settings: Settings) -> dict[str, JobDefinition]:
         JobKind.SETUP: setup_kind(settings),
         JobKind.ROTATE_CERTS: rotation_kind(settings),
         JobKind.DISTRIBUTE_CA: distribute_kind(settings),
+        JobKind.RETENTION: retention_kind(settings),
+        JobKind.GC: gc_kind(settings),
     }

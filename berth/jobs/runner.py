@@ -66,6 +66,7 @@ class JobRunner:
         kinds: Callable[[], dict[str, JobDefinition]],
         poll: float = 1.0,
         background: bool = True,
+        tick: Callable[[JobRunner], None] | None = None,
     ):
         self.store = store
         self.background = background
@@ -76,6 +77,7 @@ class JobRunner:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._wake = threading.Event()
+        self._tick = tick  # scheduled work (the daily retention run), checked on every poll
 
     @property
     def kinds(self) -> dict[str, JobDefinition]:
@@ -115,6 +117,8 @@ class JobRunner:
         while True:
             try:
                 self.store.mark_interrupted()
+                if self._tick is not None:
+                    self._tick(self)
                 while self.run_next():
                     pass
             except Exception:  # the loop must outlive any bug in a job

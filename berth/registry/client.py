@@ -22,7 +22,14 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
-from berth.errors import BadUpstreamResponse, PageSizeRefused, Unauthorized, UpstreamUnavailable
+from berth.errors import (
+    BadUpstreamResponse,
+    DeleteUnsupported,
+    NotFound,
+    PageSizeRefused,
+    Unauthorized,
+    UpstreamUnavailable,
+)
 from berth.registry.auth import Challenge, TokenCache, basic_authorization, parse_challenge
 from berth.registry.http import (
     check_status,
@@ -30,6 +37,7 @@ from berth.registry.http import (
     media_type,
     origin,
     read_bounded,
+    registry_error,
     tls_message,
 )
 from berth.registry.parse import ACCEPT_MANIFESTS  # OCI indexes included: Distribution 404s without
@@ -199,6 +207,25 @@ class RegistryClient:
                 f"Registry {self.name} served blob {digest} with other content.", upstream=self.name
             )
         return data
+
+    def delete_manifest(self, name: str, digest: str) -> None:
+        """``DELETE`` the manifest ``digest`` of ``name`` (every tag on it goes too); needs a delete grant.
+
+        DeleteUnsupported when the registry answers 405 (deletes disabled, or read-only).
+        """
+        check_name(name)
+        if not is_digest(digest):
+            raise NotFound(f"{digest[:80]!r} is not a digest; images are deleted by digest.")
+        path = f"/v2/{name}/manifests/{digest}"
+        response = self._send_authenticated("DELETE", path, f"repository:{name}:delete", {}, 64 * 1024)
+        if response.status_code == 405:
+            code, _ = registry_error(response)
+            raise DeleteUnsupported(
+                f"Registry {self.name} refused to delete ({code or 'HTTP 405'}): deleting is disabled in its"
+                " config.yml (storage.delete.enabled: true turns it on; the setup job sets it), or the registry"
+                " is read-only while garbage collection runs."
+            )
+        check_status(response, f"{name}@{digest}", self.name)
 
     # --- plumbing ----------------------------------------------------------------
 

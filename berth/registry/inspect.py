@@ -48,6 +48,7 @@ def inspect_registry(
     report.details["config_readable"] = config_yaml is not None
     if config_yaml is None and report.error is None:
         report.findings += _anonymous_findings(client)
+    report.details["readonly"] = _readonly(config_yaml)
     return report
 
 
@@ -67,6 +68,16 @@ def _anonymous_findings(client: RegistryClient) -> list[Finding]:
     if status == 200:
         return [OPEN_REGISTRY]
     return [Finding(Level.OK, f"The registry requires authentication: GET /v2/ with no credentials is HTTP {status}.")]
+
+
+def _readonly(config_yaml: str | None) -> bool:
+    """Whether the config says ``storage.maintenance.readonly.enabled`` (garbage collection runs)."""
+    from berth.swarm.maintenance import is_readonly
+
+    try:
+        return is_readonly(yaml.safe_load(config_yaml or "") or {})
+    except yaml.YAMLError:
+        return False
 
 
 def _ping_findings(latency: float, api_version: str | None) -> list[Finding]:
