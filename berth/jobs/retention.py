@@ -23,7 +23,6 @@ from berth.storage.rules import LastPulled, load_policy
 PLAN_MAX_AGE_SECONDS = 3600
 
 
-
 class _Retention:
     """One retention run."""
 

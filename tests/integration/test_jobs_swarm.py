@@ -290,7 +290,9 @@ def test_operator_sections_survive_setup(deployment: Deployment) -> None:
         job = deployment.run("setup")  # auth is Berth's already: nothing to confirm
         assert job.status == "succeeded", _logs(job)
         running = deployment.running_config()
-        assert running["notifications"] == config["notifications"]
+        endpoints = running["notifications"]["endpoints"]
+        assert config["notifications"]["endpoints"][0] in endpoints  # the operator's endpoint survives
+        assert [e["name"] for e in endpoints] == ["audit", "berth"]  # and Berth's own is added beside it
         assert running["http"]["headers"]["X-Frame-Options"] == ["DENY"]
         assert f"Left the config {SERVICE}-operator-edit in place" in _logs(job)
         assert deployment.run("setup").result["changed"] == []

@@ -60,3 +60,16 @@ def test_auth_change_says_when_to_confirm(offline_settings: Settings) -> None:
     other_realm = {"auth": {"token": {**ours["auth"]["token"], "realm": "https://other/token"}}}
     assert "replaced" in rc.auth_change(s, other_realm, True)
     assert "cannot read" in rc.auth_change(s, None, False)
+
+
+def test_berths_events_endpoint_joins_the_operators(offline_settings: Settings) -> None:
+    """With an events secret, the registry reports to Berth too; an operator's endpoints stay, ours is not doubled."""
+    settings = _settings(offline_settings)
+    theirs = {"endpoints": [{"name": "audit", "url": "https://audit.example/events"}, {"name": "berth", "url": "x"}]}
+    config = yaml.safe_load(rc.render(settings, "s" * 32, {"notifications": theirs}, events_secret="e" * 32))
+    endpoints = config["notifications"]["endpoints"]
+    assert [e["name"] for e in endpoints] == ["audit", "berth"]
+    ours = endpoints[1]
+    assert ours["url"] == f"{settings.public_url}/api/v1/events"
+    assert ours["headers"]["Authorization"] == ["Bearer " + "e" * 32]
+    assert "notifications" not in yaml.safe_load(rc.render(settings, "s" * 32))  # no secret: no endpoint
