@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import ssl
 import subprocess
 import threading
 import time
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from werkzeug.serving import make_server
 
 from berth.audit import AuditLog
 from berth.config import Settings
@@ -28,7 +30,6 @@ from berth.db import Database
 from berth.errors import BerthError
 from berth.jobs.kinds import job_definitions
 from berth.jobs.runner import JobRunner
-from berth.jobs.selftest import REPOSITORY, TAG
 from berth.jobs.store import JobRecord, JobStore
 from berth.registry.client import RegistryClient
 from berth.swarm.inspect import docker_client, find_service
@@ -36,9 +37,13 @@ from berth.swarm.nodecheck import apply_storage_labels, check_nodes
 from berth.swarm.noderules import STORAGE_LABEL, NodeReport
 from berth.tls.certs import fingerprint
 from devstack.nodes import set_storage
+from devstack.ports import free_port
 from tests.helpers import AuthActions, make_app, need, running_devstack
 
 NODES = 3
+# A seeded image (devstack pushes it before setup turns auth on; the self-test image is deleted after setup).
+REPOSITORY, TAG = "centos", "latest"
+PULLER = ("dave", "dave-pw")  # developers pull everything; with token auth on, pulls need an account
 pytestmark = [pytest.mark.swarm]
 
 
@@ -51,6 +56,13 @@ class Cluster:
     client: object
     state_dir: Path
     env: dict[str, str]
+
+    def registry(self, username: str = "alice", password: str = "alice-pw") -> RegistryClient:  # noqa: S107
+        """A client of the registry through the balancer, getting tokens from the Berth the test serves."""
+        s = self.settings
+        realms = (s.public_url,) if s.public_url else ()
+        return RegistryClient(s.registry_url, ca_bundle=s.ca_dir / "ca.crt", username=username,
+                              password=password, timeout=5.0, token_realms=realms)  # fmt: skip
 
     def run(self, kind: str, options: dict | None = None) -> JobRecord:
         """Queue and run one job of ``kind`` to its end; print its duration."""
@@ -75,7 +87,8 @@ class Cluster:
         shutil.copy(self.settings.ca_dir / "ca.crt", cert_dir / "ca.crt")
         ref = f"docker://{self.settings.registry_host}/{REPOSITORY}:{TAG}"
         done = subprocess.run(
-            ["skopeo", "inspect", "--cert-dir", str(cert_dir), "--format", "{{.Digest}}", ref],
+            ["skopeo", "inspect", "--cert-dir", str(cert_dir), "--creds", ":".join(PULLER),
+             "--format", "{{.Digest}}", ref],
             capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
@@ -86,8 +99,7 @@ class Cluster:
 class Puller(threading.Thread):
     """Pulls the self-test image every ``interval`` s until stopped (at most ``limit`` s)."""
 
-    url: str
-    ca: Path
+    cluster: Cluster
     interval: float = 0.1
     limit: float = 300.0
     pulls: int = 0
@@ -102,7 +114,7 @@ class Puller(threading.Thread):
 
     def pull(self) -> None:
         """One pull on new connections: the manifest and each blob, each checked against its digest."""
-        client = RegistryClient(self.url, ca_bundle=self.ca, timeout=5.0)
+        client = self.cluster.registry(*PULLER)
         try:
             manifest = json.loads(client.manifest(REPOSITORY, TAG).data)
             for blob in [manifest["config"], *manifest["layers"]]:
@@ -151,12 +163,30 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         print(f"\n[figures] devstack up --nodes {NODES}: {time.monotonic() - began:.1f} s")
         environment = {k: v for k, v in env.items() if k.startswith(("BERTH_", "DOCKER_"))}
         root = tmp_path_factory.mktemp("multinode")
-        environment |= {"BERTH_DATA_DIR": str(root / "data"), "BERTH_SWARM_CONVERGE_TIMEOUT": "90"}
+        port = free_port()
+        environment |= {
+            "BERTH_DATA_DIR": str(root / "data"),
+            "BERTH_SWARM_CONVERGE_TIMEOUT": "90",
+            "BERTH_PUBLIC_URL": f"https://127.0.0.1:{port}",  # setup makes Berth the registry's token server
+            "BERTH_BACKGROUND": "false",
+        }
         settings = Settings.from_env(environment)
+        # Berth serves the token realm over HTTPS with the devstack's certificate (clients ask it; the registry never).
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(
+            str(Path(state_dir) / "tls" / "server.crt"), str(Path(state_dir) / "tls" / "server.key")
+        )
+        server = make_server("127.0.0.1", port, make_app(settings), threaded=True, ssl_context=context)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
         db = Database(settings.database_path)
         client = docker_client(settings.docker_host, timeout=30)
-        yield Cluster(settings, JobStore(db, AuditLog(db)), client, state_dir, env)
-        client.close()
+        try:
+            yield Cluster(settings, JobStore(db, AuditLog(db)), client, state_dir, env)
+        finally:
+            server.shutdown()
+            thread.join(5)
+            client.close()
 
 
 def _logs(job: JobRecord) -> str:
@@ -188,7 +218,7 @@ def test_setup_with_two_replicas(cluster: Cluster) -> None:
 
 def test_no_pull_fails_during_rotate_certs(cluster: Cluster) -> None:
     digest = cluster.skopeo()
-    puller = Puller(cluster.settings.registry_url, cluster.settings.ca_dir / "ca.crt")
+    puller = Puller(cluster)
     puller.start()
     try:
         time.sleep(1.0)  # a baseline before the rotation starts
@@ -206,7 +236,7 @@ def test_no_pull_fails_during_rotate_certs(cluster: Cluster) -> None:
 
 
 def _catalog(cluster: Cluster) -> list[str]:
-    client = RegistryClient(cluster.settings.registry_url, ca_bundle=cluster.settings.ca_dir / "ca.crt")
+    client = cluster.registry()
     try:
         return client.catalog()
     finally:
