@@ -100,7 +100,9 @@ class BerthStack:
             "BERTH_BIND": f"{LOOPBACK}:{self.port}",
             "BERTH_PUBLIC_URL": self.base_url,
             "BERTH_SECURE_COOKIES": "false",  # plain HTTP to Berth's port: no front here
-            "BERTH_TRUSTED_PROXIES": "0",
+            "BERTH_TRUSTED_PROXIES": "127.0.0.1/32",
+            "BERTH_LDAP_START_TLS": self.env.get("BERTH_LDAP_START_TLS", "false"),
+            "BERTH_LDAP_CA": "/data/ca/ca.crt",  # the devstack CA, copied into the volume, signed slapd's certificate
             "BERTH_FRONT_REPLICAS": "0",
             "BERTH_FRONT_IMAGE": self.image,  # any local image: nothing is pulled
             "DOCKER_GID": socket_gid,

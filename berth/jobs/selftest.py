@@ -26,6 +26,7 @@ import requests
 from berth.auth.scope import REPOSITORY as REPOSITORY_SCOPE
 from berth.auth.scope import Scope
 from berth.auth.tokens import SigningKeys, TokenIssuer, signing_dir
+from berth.config import Settings
 from berth.errors import JobFailed
 
 REPOSITORY = "berth-selftest"
@@ -156,3 +157,9 @@ def run(base_url: str, ca_file: Path, auth: tuple[str, str] | None = None, token
         except requests.RequestException as exc:
             raise JobFailed(f"The self-test push to {base_url} failed: {type(exc).__name__}: {exc}") from None
     return SelfTestResult(f"{REPOSITORY}:{TAG}", expected, (_digest(layer), _digest(config)))
+
+
+def run_as_berth(settings: Settings) -> SelfTestResult:
+    """The self-test with a token Berth signs for itself (no account needed, auth on or off)."""
+    token = selftest_token(settings.data_dir, settings.registry_service or "")
+    return run(settings.registry_url, settings.ca_dir / "ca.crt", token=token)

@@ -191,9 +191,7 @@ class _Run(DeployRun):
         distribute.distribute(self.settings, ctx)
 
     def push(self, ctx: StepContext) -> None:
-        s = self.settings
-        token = selftest.selftest_token(s.data_dir, s.registry_service or "")
-        done = selftest.run(s.registry_url, s.ca_dir / "ca.crt", token=token)
+        done = selftest.run_as_berth(self.settings)
         ctx.log(f"Pushed {done.reference} ({done.manifest_digest}) with a token Berth signed for itself,")
         ctx.log("  read the manifest and blobs back intact, and deleted the manifest again.")
         ctx.result.update(selftest=done.manifest_digest)

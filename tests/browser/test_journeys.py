@@ -170,7 +170,19 @@ def test_catalog_fits_a_phone(open_journey) -> None:
     journey = open_journey(390, 844)
     page = journey.page
     journey.log_in("alice")  # the longest navigation
-    expected = ["Overview", "Repositories", "Activity", "Health", "Jobs", "Audit", "Access", "Tokens", "Trust"]
+    expected = [
+        "Overview",
+        "Repositories",
+        "Activity",
+        "Health",
+        "Storage",
+        "Jobs",
+        "Audit",
+        "Retention",
+        "Access",
+        "Tokens",
+        "Trust",
+    ]
     assert journey.nav_links() == expected
     for path, shot in (
         ("/", "overview-narrow"),
