@@ -14,6 +14,7 @@ from berth.auth.throttle import LoginThrottle
 from berth.auth.token_server import TokenServer, self_token_provider
 from berth.auth.tokens import SigningKeys, TokenIssuer, signing_dir
 from berth.catalog.service import CatalogService
+from berth.catalog.streaming import Streaming
 from berth.config import Settings
 from berth.db import Database
 from berth.health.metrics import observe_registry_request
@@ -38,6 +39,7 @@ class Services:
     basic_auth_cache: BasicAuthCache
     registry: RegistryClient
     catalog: CatalogService
+    streaming: Streaming
     health: HealthMonitor
     jobs: JobStore
     runner: JobRunner
@@ -87,7 +89,7 @@ def build_services(settings: Settings) -> Services:
         username=settings.registry_username,
         password=settings.registry_password,
         timeout=settings.registry_timeout,
-        pool_size=settings.fetch_workers + 4,
+        pool_size=settings.fetch_workers + 12,  # the request pool, a shared long read (8) and refreshes
         observer=observe_registry_request,
         token_provider=self_token_provider(issuer, realm),
         token_realms=settings.registry_token_realms + ((settings.public_url,) if settings.public_url else ()),
@@ -111,6 +113,7 @@ def build_services(settings: Settings) -> Services:
         basic_auth_cache=basic_auth_cache,
         registry=registry,
         catalog=catalog,
+        streaming=Streaming(catalog, db),
         health=health,
         jobs=jobs,
         runner=JobRunner(jobs, lambda: job_definitions(settings), background=settings.background),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -74,15 +75,13 @@ def sort_groups(groups: Sequence[ImageGroup], key: str = "name", descending: boo
         undated = [g for g in groups if not _created(g)]
         dated.sort(key=lambda g: (_created(g), g.tags[0]), reverse=descending)
         return dated + sorted(undated, key=lambda g: g.tags[0])
-    return sorted(groups, key=lambda g: _natural(g.tags[0]), reverse=descending)
+    return sorted(groups, key=lambda g: natural_key(g.tags[0]), reverse=descending)
 
 
 def _created(group: ImageGroup) -> datetime | None:
     return group.image.created if group.image else None
 
 
-def _natural(text: str) -> tuple:
+def natural_key(text: str) -> tuple:
     """Sort key that puts '1.9' before '1.10'."""
-    import re
-
     return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text.lower()))

@@ -19,6 +19,7 @@ from datetime import datetime
 
 from berth.catalog.cache import ContentCache, FactCache, Memo
 from berth.catalog.freshness import FreshFacts, in_background
+from berth.catalog.progress import STREAM_THREAD_PREFIX, in_stream
 from berth.db import Database
 from berth.errors import BadUpstreamResponse, NotFound
 from berth.registry.client import RegistryClient
@@ -87,6 +88,7 @@ class CatalogService:
         self._workers = workers
         self._pool: ThreadPoolExecutor | None = None
         self._background_pool: ThreadPoolExecutor | None = None
+        self._stream_pool: ThreadPoolExecutor | None = None
         self._pending: dict[str, bytes] = {}  # fetched documents not yet in SQLite
         self._pending_lock = threading.Lock()
 
@@ -95,6 +97,14 @@ class CatalogService:
     def repositories(self) -> list[str]:
         """Every repository name, sorted."""
         return self._fresh.get("catalog", lambda: sorted(self.client.catalog()))
+
+    def known_catalog(self) -> tuple[list[str], float] | None:
+        """The last complete catalog and its age, however old; None if it was never read."""
+        return self._facts.entry("catalog")
+
+    def store_catalog(self, names: list[str]) -> None:
+        """Keep a complete catalog read elsewhere (a shared long read) as fetched now."""
+        self._facts.put("catalog", sorted(names))
 
     def search(self, query: str = "") -> list[str]:
         """Repository names containing ``query`` (case-insensitive)."""
@@ -164,6 +174,33 @@ class CatalogService:
         digests = {tag: d for tag, d in zip(tags, self._map(digest_of, tags), strict=True) if d}
         self._flush()
         return digests
+
+    def read_digests(self, name: str, tags: list[str]) -> dict[str, str]:
+        """tag -> digest for ``tags``, read now with one GET each (the manifests are kept)."""
+
+        def digest_of(tag: str) -> str | None:
+            try:
+                raw = self.client.manifest(name, tag)
+            except NotFound:
+                return None  # deleted between tags/list and now
+            self._remember_manifest(raw.digest, raw.media_type, raw.data)
+            return raw.digest
+
+        digests = {tag: d for tag, d in zip(tags, self._map(digest_of, tags), strict=True) if d}
+        self._flush()
+        return digests
+
+    def known_digests(self, name: str) -> tuple[dict[str, str], float] | None:
+        """The last complete tag -> digest map of ``name`` and its age, however old; None if never read."""
+        return self._facts.entry(f"digests:{name}")
+
+    def store_digests(self, name: str, digests: dict[str, str]) -> None:
+        """Keep a complete tag -> digest map read elsewhere (a shared long read) as fetched now."""
+        self._facts.put(f"digests:{name}", digests)
+
+    def cached_tag_counts(self, names: Iterable[str]) -> dict[str, int]:
+        """Tag counts already known (fresh), without asking the registry."""
+        return {name: len(tags) for name in names if (tags := self._facts.get(f"tags:{name}")) is not None}
 
     def tags(self, name: str) -> list[TagInfo]:
         """Every tag of ``name`` with its image (size, created, platforms), sorted by tag."""
@@ -297,6 +334,10 @@ class CatalogService:
         """``function`` over ``items`` on the bounded pool (inline for one item)."""
         if len(items) <= 1:
             return [function(item) for item in items]
+        if in_stream():  # a long shared read (berth.catalog.streaming): its own pool, beside user requests
+            if self._stream_pool is None:
+                self._stream_pool = ThreadPoolExecutor(8, thread_name_prefix=f"{STREAM_THREAD_PREFIX}-pool")
+            return list(self._stream_pool.map(function, items))
         if in_background():  # a refresh ahead of expiry: a small pool, so user requests never queue behind it
             if self._background_pool is None:
                 self._background_pool = ThreadPoolExecutor(4, thread_name_prefix="berth-registry-background")
