@@ -73,10 +73,11 @@ def tags_key(name: str) -> str:
 class Streaming:
     """Progressive first pages over a :class:`CatalogService`, with shared background reads."""
 
-    def __init__(self, catalog: CatalogService, db: Database, page_wait: float = 20.0):
+    def __init__(self, catalog: CatalogService, db: Database, page_wait: float = 20.0, catalog_page_size: int = 1000):
         self.catalog = catalog
         self.board = LoadBoard(db, namespace=f"{catalog.client.base_url}|")
         self.page_wait = page_wait
+        self.catalog_page_size = catalog_page_size
 
     # --- repositories ------------------------------------------------------------
 
@@ -86,10 +87,7 @@ class Streaming:
             tags = self.catalog.tags(name)
             return TagListing(tags, len(tags))
         names = self.catalog.tag_names(name)
-        progress = None
-        if len(names) > per_page:  # a small repository is read whole: one page costs the same
-            progress = self._start(tags_key(name), len(names), lambda: self._read_all_tags(name))
-        if progress is None:  # small, or it completed (or failed: the usual path raises the error)
+        if len(names) <= per_page:  # a small repository is read whole: one page costs the same
             tags = self.catalog.tags(name)
             return TagListing(tags, len(tags))
         needle = query.strip().lower()
@@ -100,6 +98,11 @@ class Streaming:
         window = matching[first : first + per_page]
         digests = self._digests(name, window)
         images, errors = self.catalog.images(name, set(digests.values()))
+        # Started after this page is read, so the page has the registry to itself and the read skips it.
+        progress = self._start(tags_key(name), len(names), lambda: self._read_all_tags(name))
+        if progress is None:  # it completed meanwhile (or failed: the usual path raises the error)
+            tags = self.catalog.tags(name)
+            return TagListing(tags, len(tags))
         infos = [TagInfo(t, d, images.get(d), errors.get(d)) for t in window if (d := digests.get(t))]
         return TagListing(infos, len(names), progress, len(matching), first)
 
@@ -179,7 +182,7 @@ class Streaming:
     def _walk(self) -> None:
         """The background walk: each catalog page as it comes, then the whole catalog."""
         names: list[str] = []
-        for number, page in enumerate(self.catalog.client.catalog_pages()):
+        for number, page in enumerate(self.catalog.client.catalog_pages(self.catalog_page_size)):
             names += page
             self.board.put_partial(CATALOG_KEY, {f"{number:06d}": json.dumps(page)})
             self.board.advance(CATALOG_KEY, len(names))
