@@ -55,9 +55,11 @@ def configure(app: Flask, settings: Settings) -> None:
 
 def register_extensions(app: Flask, settings: Settings) -> None:
     """Berth's services, htmx, sessions, CSRF and headers."""
-    from blueprints import access, security
+    from blueprints import access, assets, compression, security
 
     app.extensions["berth"] = build_services(settings)
+    compression.init_app(app)  # first registered, so it runs after every other after_request hook
+    assets.init_app(app)
     Htmx(app)
     security.init_app(app)
     access.init_app(app)
