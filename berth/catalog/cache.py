@@ -3,7 +3,8 @@
 - ``ContentCache``: documents by digest (manifests, image configs). Content-addressed,
   so they never change: no expiry, and a restart or another worker starts warm.
 - ``FactCache``: what changes (the catalog, a repository's tags, tag -> digest): kept
-  ``ttl`` seconds, in memory and in SQLite, so a second worker does not start cold.
+  ``ttl`` seconds, in memory and in SQLite, so a second worker does not start cold; a large
+  fact that a refresh finds unchanged is kept longer (:mod:`berth.catalog.backoff`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import Hashable, Iterable, Mapping
 from typing import Any
 
+from berth.catalog import backoff
 from berth.db import Database
 
 SCHEMA = """
@@ -58,27 +60,46 @@ class FactCache:
         self.ttl = ttl
         self._namespace = namespace
         self._memory: OrderedDict[str, tuple[float, Any]] = OrderedDict()
+        self._ttls: dict[str, float] = {}  # keys whose TTL was stretched (backoff); others have ``ttl``
         self._max = max_entries
         self._lock = threading.Lock()
         db.add_schema(SCHEMA)
+        db.add_schema(backoff.SCHEMA)
+
+    def ttl_of(self, key: str) -> float:
+        """How long ``key`` stays fresh: the base TTL, or longer after unchanged refreshes."""
+        return self._ttls.get(f"{self._namespace}{key}", self.ttl)
 
     def get(self, key: str, allow_stale: bool = False) -> Any | None:
         """The value if it was fetched less than ``ttl`` seconds ago (or ever, with allow_stale)."""
         now = time.time()
-        max_age = float("inf") if allow_stale else self.ttl
         full = f"{self._namespace}{key}"
+        max_age = float("inf") if allow_stale else self._ttls.get(full, self.ttl)
         with self._lock:
             hit = self._memory.get(full)
             if hit and now - hit[0] < max_age:
                 self._memory.move_to_end(full)
                 return hit[1]
-        with self._db.connect() as conn:
-            row = conn.execute("SELECT value, fetched_at FROM facts WHERE key = ?", (full,)).fetchone()
-        if row is None or now - row["fetched_at"] >= max_age:
+        row = self._row(full)
+        if row is None or now - row["fetched_at"] >= max(max_age, self._ttls.get(full, self.ttl)):
             return None
         value = json.loads(row["value"])
         self._remember(full, row["fetched_at"], value)
         return value
+
+    def _row(self, full: str):
+        """The stored row of ``full`` (value, fetched_at), noting its stretched TTL if any."""
+        with self._db.connect() as conn:
+            row = conn.execute(
+                "SELECT value, fetched_at, ttl FROM facts LEFT JOIN fact_ttls USING (key) WHERE key = ?", (full,)
+            ).fetchone()
+        if row is not None:
+            with self._lock:
+                if row["ttl"] is not None:
+                    self._ttls[full] = row["ttl"]
+                else:
+                    self._ttls.pop(full, None)
+        return row
 
     def entry(self, key: str) -> tuple[Any, float] | None:
         """The value and its age in seconds, however old, or None if never fetched."""
@@ -86,10 +107,9 @@ class FactCache:
         now = time.time()
         with self._lock:
             hit = self._memory.get(full)
-        if hit is not None and now - hit[0] < self.ttl:
+        if hit is not None and now - hit[0] < self._ttls.get(full, self.ttl):
             return hit[1], now - hit[0]
-        with self._db.connect() as conn:
-            row = conn.execute("SELECT value, fetched_at FROM facts WHERE key = ?", (full,)).fetchone()
+        row = self._row(full)
         if row is None:
             return (hit[1], now - hit[0]) if hit is not None else None
         if hit is not None and hit[0] >= row["fetched_at"]:
@@ -99,11 +119,22 @@ class FactCache:
         return value, now - row["fetched_at"]
 
     def put(self, key: str, value: Any) -> None:
-        """Remember ``value`` as fetched now."""
+        """Remember ``value`` as fetched now (a large value found unchanged stays fresh longer)."""
         now = time.time()
         full = f"{self._namespace}{key}"
+        previous = self.entry(key) if backoff.size_of(value) >= backoff.LARGE else None
+        ttl = backoff.next_ttl(self.ttl, self.ttl_of(key), previous[0] if previous else None, value)
         with self._db.connect() as conn:
             conn.execute("INSERT OR REPLACE INTO facts VALUES (?, ?, ?)", (full, json.dumps(value), now))
+            if ttl != self.ttl:
+                conn.execute("INSERT OR REPLACE INTO fact_ttls VALUES (?, ?)", (full, ttl))
+            elif full in self._ttls:
+                conn.execute("DELETE FROM fact_ttls WHERE key = ?", (full,))
+        with self._lock:
+            if ttl != self.ttl:
+                self._ttls[full] = ttl
+            else:
+                self._ttls.pop(full, None)
         self._remember(full, now, value)
 
     def _remember(self, key: str, fetched_at: float, value: Any) -> None:

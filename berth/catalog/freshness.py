@@ -2,17 +2,19 @@
 
 A fact (the catalog, a repository's tags, its tag -> digest map) is served from the
 cache while it is younger than the TTL, so what users see is never older than that.
-Once 70 % of the TTL has passed, one background refresh starts, so steady traffic
-never meets an expired entry. When an entry has expired, the first request loads it
-and every other request for the same key waits for that one load ("single flight")
-instead of asking the registry again — or, if a value at most twice the TTL old is at
-hand, is answered with it at once while the load runs.
+Once 70 % of the TTL has passed, one background refresh starts (for a key read at
+least twice within a few TTLs: what nobody looks at is not refreshed), so steady traffic
+never meets an expired entry. The TTL is per key (:mod:`berth.catalog.backoff`). When an
+entry has expired, the first request loads it and every other request for the same key
+waits for that one load ("single flight") instead of asking the registry again — or, if a
+value at most twice the TTL old is at hand, is answered with it at once while the load runs.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -25,6 +27,8 @@ log = logging.getLogger(__name__)
 REFRESH_AHEAD = 0.7
 STALE_GRACE = 2.0  # while a reload runs, others may get a value up to 2 x TTL old instead of waiting
 BACKGROUND_THREAD_PREFIX = "berth-refresh"
+HOT_READS = 3.0  # refresh ahead only keys read twice within this many TTLs: nobody waits for the others
+MAX_TRACKED = 20_000
 
 
 class _Flight:
@@ -45,16 +49,30 @@ class FreshFacts:
         self._lock = threading.Lock()
         self._threads = background_threads
         self._pool: ThreadPoolExecutor | None = None
+        self._reads: dict[str, float] = {}  # key -> when this process last read it
 
     def get(self, key: str, load: Callable[[], Any]) -> Any:
         """The value of ``key``: cached if younger than the TTL, else loaded (once for all callers)."""
         entry = self.facts.entry(key)
-        if entry is not None and entry[1] < self.facts.ttl:
-            if entry[1] > self.facts.ttl * REFRESH_AHEAD:
+        ttl = self.facts.ttl_of(key)
+        recently_read = self._note_read(key, ttl)
+        if entry is not None and entry[1] < ttl:
+            if entry[1] > ttl * REFRESH_AHEAD and recently_read:
                 self._refresh_in_background(key, load)
             return entry[0]
-        stale = entry[0] if entry is not None and entry[1] < self.facts.ttl * STALE_GRACE else None
+        stale = entry[0] if entry is not None and entry[1] < ttl * STALE_GRACE else None
         return self._load_once(key, load, stale)
+
+    def _note_read(self, key: str, ttl: float) -> bool:
+        """Whether ``key`` was read before within ``HOT_READS`` TTLs: only such keys are refreshed ahead."""
+        now = time.monotonic()
+        with self._lock:
+            previous = self._reads.get(key)
+            self._reads[key] = now
+            if len(self._reads) > MAX_TRACKED:
+                for stale_key in list(self._reads)[: MAX_TRACKED // 4]:
+                    del self._reads[stale_key]
+        return previous is not None and now - previous < ttl * HOT_READS
 
     def _load_once(self, key: str, load: Callable[[], Any], stale: Any = None) -> Any:
         with self._lock:

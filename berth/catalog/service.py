@@ -194,6 +194,14 @@ class CatalogService:
         """The last complete tag -> digest map of ``name`` and its age, however old; None if never read."""
         return self._facts.entry(f"digests:{name}")
 
+    def digests_ttl(self, name: str) -> float:
+        """How long ``name``'s tag -> digest map stays fresh now (longer while it does not change)."""
+        return self._facts.ttl_of(f"digests:{name}")
+
+    def catalog_ttl(self) -> float:
+        """How long the catalog stays fresh now (longer while it does not change)."""
+        return self._facts.ttl_of("catalog")
+
     def store_digests(self, name: str, digests: dict[str, str]) -> None:
         """Keep a complete tag -> digest map read elsewhere (a shared long read) as fetched now."""
         self._facts.put(f"digests:{name}", digests)
@@ -204,7 +212,10 @@ class CatalogService:
 
     def tags(self, name: str) -> list[TagInfo]:
         """Every tag of ``name`` with its image (size, created, platforms), sorted by tag."""
-        digests = self.tag_digests(name)
+        return self.tags_with(name, self.tag_digests(name))
+
+    def tags_with(self, name: str, digests: dict[str, str]) -> list[TagInfo]:
+        """The tags of a tag -> digest map with their images, sorted by tag."""
         images, errors = self.images(name, set(digests.values()))
         return [TagInfo(tag, d, images.get(d), errors.get(d)) for tag, d in sorted(digests.items())]
 

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from berth.catalog.freshness import STALE_GRACE
 from berth.catalog.listing import Page, filter_groups, natural_key, paginate, sort_groups
 from berth.catalog.progress import STREAM_THREAD_PREFIX, LoadBoard, Progress
 from berth.catalog.service import CatalogService, ImageGroup, TagInfo, group_by_digest
@@ -83,9 +84,9 @@ class Streaming:
 
     def repository(self, name: str, query: str, descending: bool, page: int, per_page: int) -> TagListing:
         """Every tag of ``name`` if known, else page ``page`` of its tags by name (and the rest reading)."""
-        if self.catalog.known_digests(name) is not None:
-            tags = self.catalog.tags(name)
-            return TagListing(tags, len(tags))
+        known = self.catalog.known_digests(name)
+        if known is not None:
+            return TagListing(tags := self._known_tags(name, *known, per_page), len(tags))
         names = self.catalog.tag_names(name)
         if len(names) <= per_page:  # a small repository is read whole: one page costs the same
             tags = self.catalog.tags(name)
@@ -105,6 +106,14 @@ class Streaming:
             return TagListing(tags, len(tags))
         infos = [TagInfo(t, d, images.get(d), errors.get(d)) for t in window if (d := digests.get(t))]
         return TagListing(infos, len(names), progress, len(matching), first)
+
+    def _known_tags(self, name: str, digests: dict[str, str], age: float, per_page: int) -> list[TagInfo]:
+        """Tags read before: the usual cached path, except a large list long unread is not made to
+        wait for thousands of HEADs: it answers with what it had and revalidates in the background."""
+        if len(digests) <= per_page or age < self.catalog.digests_ttl(name) * STALE_GRACE:
+            return self.catalog.tags(name)
+        self._start(f"revalidate:{name}", len(digests), lambda: self.catalog.tag_digests(name))
+        return self.catalog.tags_with(name, digests)
 
     def tags_progress(self, name: str) -> Progress | None:
         """The shared read of ``name``'s tags while it runs; None once complete (or never started)."""
@@ -152,7 +161,13 @@ class Streaming:
         While the catalog is read, this waits (at most ``page_wait`` seconds) until the walk
         holds ``needed`` names, so the page it answers is the right one.
         """
-        if self.catalog.known_catalog() is not None:
+        known = self.catalog.known_catalog()
+        if known is not None and known[1] >= self.catalog.catalog_ttl() * STALE_GRACE:
+            # long unread: answer with the names we had, walk again in the background (shared)
+            self._start(CATALOG_KEY, None, self._walk)
+            needle = query.strip().lower()
+            return NameListing([n for n in known[0] if needle in n.lower()] if needle else known[0], len(known[0]))
+        if known is not None:
             return NameListing(self.catalog.search(query), len(self.catalog.repositories()))
         progress = self._start(CATALOG_KEY, None, self._walk)
         deadline = time.monotonic() + self.page_wait
@@ -190,7 +205,7 @@ class Streaming:
 
     # --- plumbing ----------------------------------------------------------------
 
-    def _start(self, key: str, total: int | None, read: Callable[[], None]) -> Progress | None:
+    def _start(self, key: str, total: int | None, read: Callable[[], object]) -> Progress | None:
         """Start the shared read of ``key`` here unless one runs; its progress (None if it just completed)."""
         if self.board.claim(key, total):
             threading.Thread(
@@ -199,7 +214,7 @@ class Streaming:
         status = self.board.status(key)
         return status if status is not None and status.running else None
 
-    def _run(self, key: str, read: Callable[[], None]) -> None:
+    def _run(self, key: str, read: Callable[[], object]) -> None:
         try:
             read()
         except BerthError as exc:

@@ -207,3 +207,25 @@ def test_pages_poll_progress_then_swap_in_the_complete_list(client, auth, servic
     assert "stream/small-60" in catalog
     count = client.get(f"/repositories/{REPO}/-/tag-count", headers={"HX-Request": "true"})
     assert count.get_data(as_text=True).strip() == "300"
+
+
+def test_a_large_list_long_unread_answers_at_once_and_revalidates_behind(services, registry):
+    streaming, catalog = services.streaming, services.catalog
+    streaming.repository(REPO, "", False, 1, PER_PAGE)
+    _wait(lambda: streaming.tags_progress(REPO) is None)
+    with services.db.connect() as conn:  # as if nobody had looked for ten minutes
+        conn.execute("UPDATE facts SET fetched_at = fetched_at - 600")
+    catalog._facts._memory.clear()
+    heads = {"request": 0, "stream": 0}
+    real = catalog.client.resolve
+
+    def counting(name, reference):
+        kind = "stream" if threading.current_thread().name.startswith("berth-stream") else "request"
+        heads[kind] += 1
+        return real(name, reference)
+
+    catalog.client.resolve = counting
+    listing = streaming.repository(REPO, "", False, 1, PER_PAGE)
+    assert listing.complete and len(listing.tags) == 300 and heads["request"] == 0
+    _wait(lambda: (known := catalog.known_digests(REPO)) is not None and known[1] < 5)
+    assert heads["stream"] == 300  # one HEAD per tag, in the background
