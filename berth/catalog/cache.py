@@ -80,26 +80,36 @@ class FactCache:
             if hit and now - hit[0] < max_age:
                 self._memory.move_to_end(full)
                 return hit[1]
-        row = self._row(full)
-        if row is None or now - row["fetched_at"] >= max(max_age, self._ttls.get(full, self.ttl)):
+        stored = self._stored(full, hit)
+        if stored is None or now - stored[0] >= max(max_age, self._ttls.get(full, self.ttl)):
             return None
-        value = json.loads(row["value"])
-        self._remember(full, row["fetched_at"], value)
-        return value
+        return stored[1]
 
-    def _row(self, full: str):
-        """The stored row of ``full`` (value, fetched_at), noting its stretched TTL if any."""
+    def _stored(self, full: str, hit: tuple[float, Any] | None) -> tuple[float, Any] | None:
+        """(fetched_at, value) as stored in SQLite, reusing the memory copy ``hit`` when it is that one.
+
+        The value (200 KB of JSON for a 10,000-name catalog) is read and decoded only when the
+        stored one is newer than the copy in memory; the stretched TTL is noted on the way.
+        """
+        known = hit[0] if hit is not None else -1.0
         with self._db.connect() as conn:
             row = conn.execute(
-                "SELECT value, fetched_at, ttl FROM facts LEFT JOIN fact_ttls USING (key) WHERE key = ?", (full,)
+                "SELECT CASE WHEN fetched_at > ? THEN value END AS value, fetched_at, ttl"
+                " FROM facts LEFT JOIN fact_ttls USING (key) WHERE key = ?",
+                (known, full),
             ).fetchone()
-        if row is not None:
-            with self._lock:
-                if row["ttl"] is not None:
-                    self._ttls[full] = row["ttl"]
-                else:
-                    self._ttls.pop(full, None)
-        return row
+        if row is None:
+            return hit
+        with self._lock:
+            if row["ttl"] is not None:
+                self._ttls[full] = row["ttl"]
+            else:
+                self._ttls.pop(full, None)
+        if row["value"] is None and hit is not None:
+            return hit
+        value = json.loads(row["value"])
+        self._remember(full, row["fetched_at"], value)
+        return row["fetched_at"], value
 
     def entry(self, key: str) -> tuple[Any, float] | None:
         """The value and its age in seconds, however old, or None if never fetched."""
@@ -109,14 +119,8 @@ class FactCache:
             hit = self._memory.get(full)
         if hit is not None and now - hit[0] < self._ttls.get(full, self.ttl):
             return hit[1], now - hit[0]
-        row = self._row(full)
-        if row is None:
-            return (hit[1], now - hit[0]) if hit is not None else None
-        if hit is not None and hit[0] >= row["fetched_at"]:
-            return hit[1], now - hit[0]
-        value = json.loads(row["value"])
-        self._remember(full, row["fetched_at"], value)
-        return value, now - row["fetched_at"]
+        stored = self._stored(full, hit)
+        return (stored[1], now - stored[0]) if stored is not None else None
 
     def put(self, key: str, value: Any) -> None:
         """Remember ``value`` as fetched now (a large value found unchanged stays fresh longer)."""
