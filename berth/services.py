@@ -89,7 +89,7 @@ def build_services(settings: Settings) -> Services:
         username=settings.registry_username,
         password=settings.registry_password,
         timeout=settings.registry_timeout,
-        pool_size=settings.fetch_workers + 12,  # the request pool, a shared long read (8) and refreshes
+        pool_size=2 * settings.fetch_workers + 4,  # the request pool, a shared long read, refreshes
         observer=observe_registry_request,
         token_provider=self_token_provider(issuer, realm),
         token_realms=settings.registry_token_realms + ((settings.public_url,) if settings.public_url else ()),

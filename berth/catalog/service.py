@@ -347,7 +347,7 @@ class CatalogService:
             return [function(item) for item in items]
         if in_stream():  # a long shared read (berth.catalog.streaming): its own pool, beside user requests
             if self._stream_pool is None:
-                self._stream_pool = ThreadPoolExecutor(8, thread_name_prefix=f"{STREAM_THREAD_PREFIX}-pool")
+                self._stream_pool = ThreadPoolExecutor(self._workers, thread_name_prefix=f"{STREAM_THREAD_PREFIX}-pool")
             return list(self._stream_pool.map(function, items))
         if in_background():  # a refresh ahead of expiry: a small pool, so user requests never queue behind it
             if self._background_pool is None:

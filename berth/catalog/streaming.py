@@ -33,7 +33,7 @@ from berth.errors import BerthError
 
 log = logging.getLogger(__name__)
 
-CHUNK = 100  # tags per step of a background read (one progress update each)
+CHUNK = 250  # tags per step of a background read (one progress update each)
 CATALOG_KEY = "catalog-walk"
 POLL = 0.05
 
