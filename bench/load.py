@@ -279,9 +279,10 @@ def pressure() -> dict[str, float]:
     return found
 
 
-def stack_cpu_seconds(state_dir: Path) -> float:
-    """CPU time so far of the stack's processes (registries, slapd): those whose command line names ``state_dir``."""
-    mark = str(state_dir).encode()
+def stack_cpu_seconds(state_dir: Path, only: str = "") -> float:
+    """CPU time so far of the stack's processes (registries, slapd): those whose command line names ``state_dir``
+    (and ``only``, e.g. the bench registry's config directory)."""
+    mark = f"{state_dir}/{only}".rstrip("/").encode()
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0
     for entry in Path("/proc").iterdir():
@@ -344,7 +345,10 @@ REQUEST_KINDS = (
 )
 
 
-def registry_requests(stack: BenchStack, offset: int, seconds: float) -> dict[str, float] | None:
+MINUTE = re.compile(r"\[\d+/\w+/\d+:(\d\d:\d\d):\d\d ")
+
+
+def registry_requests(stack: BenchStack, offset: int, seconds: float) -> dict[str, object] | None:
     """Registry requests per minute by kind since ``offset`` of its access log; None when the log is off."""
     if not stack.access_log:
         return None
@@ -352,12 +356,15 @@ def registry_requests(stack: BenchStack, offset: int, seconds: float) -> dict[st
         log.seek(offset)
         lines = log.read().decode(errors="replace").splitlines()
     counts = dict.fromkeys([kind for kind, _ in REQUEST_KINDS], 0)
+    minutes: dict[str, int] = {}  # wall-clock minute -> requests, to see the steady state
     for line in lines:
         kind = next((k for k, pattern in REQUEST_KINDS if pattern.search(line)), None)
         if kind:
             counts[kind] += 1
-    per_minute = {kind: round(count * 60 / seconds, 1) for kind, count in counts.items()}
-    return per_minute | {"all": round(sum(counts.values()) * 60 / seconds, 1)}
+            if stamp := MINUTE.search(line):
+                minutes[stamp.group(1)] = minutes.get(stamp.group(1), 0) + 1
+    per_minute: dict[str, object] = {kind: round(count * 60 / seconds, 1) for kind, count in counts.items()}
+    return per_minute | {"all": round(sum(counts.values()) * 60 / seconds, 1), "by_minute": minutes}
 
 
 def _spin(until: float) -> None:
@@ -408,12 +415,14 @@ def phase(
     args = (server.base_url, stack.registry_url, stack.ca_cert, stop, watched)
     watcher = threading.Thread(target=watch_stalls, args=args, daemon=True)
     psi, stack_cpu = pressure(), stack_cpu_seconds(stack.state_dir)
+    registry_cpu = stack_cpu_seconds(stack.state_dir, "bench-registry")
     log_offset = stack.log_offset()
     watcher.start()
     with cpu_hog(duration + 5, hog):
         result = drive(server, loops, duration)
     stop.set()
     cpu = result["cpu"] | {"stack_s": round(stack_cpu_seconds(stack.state_dir) - stack_cpu, 1)}
+    cpu["registry_s"] = round(stack_cpu_seconds(stack.state_dir, "bench-registry") - registry_cpu, 1)
     cpu["others_s"] = round(cpu["others_s"] - cpu["stack_s"], 1)
     psi = {key: round(value - psi[key], 1) for key, value in pressure().items() if key in psi}
     watcher.join(REQUEST_TIMEOUT * 2 + 5)
@@ -518,7 +527,7 @@ def print_phase(name: str, result: dict, clients: int) -> None:
     if result.get("registry_requests_per_minute"):
         print(f"registry requests per minute (access log): {result['registry_requests_per_minute']}")
     if cpu["berth_s"]:
-        print(f"stack CPU / berth CPU: {cpu['stack_s'] / cpu['berth_s']:.2f}")
+        print(f"bench registry CPU {cpu['registry_s']} s = {cpu['registry_s'] / cpu['berth_s']:.1%} of berth's")
     print(f"berth peak memory so far (VmHWM, MiB): {result['memory']}")
     print(
         "load average (1/5/15 min): start "

@@ -85,6 +85,33 @@ class FactCache:
             return None
         return stored[1]
 
+    def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        """The fresh values among ``keys`` (memory first, then one SQLite query for the rest)."""
+        now = time.time()
+        found: dict[str, Any] = {}
+        missing: dict[str, str] = {}
+        with self._lock:
+            for key in keys:
+                full = f"{self._namespace}{key}"
+                hit = self._memory.get(full)
+                if hit is not None and now - hit[0] < self._ttls.get(full, self.ttl):
+                    found[key] = hit[1]
+                else:
+                    missing[full] = key
+        wanted = list(missing)
+        with self._db.connect() as conn:
+            for start in range(0, len(wanted), SQLITE_BATCH):
+                batch = wanted[start : start + SQLITE_BATCH]
+                marks = ",".join("?" * len(batch))
+                columns = "key, value, fetched_at, ttl FROM facts LEFT JOIN fact_ttls USING (key)"
+                query = f"SELECT {columns} WHERE key IN ({marks})"  # noqa: S608 (placeholders only)
+                for row in conn.execute(query, batch):
+                    if now - row["fetched_at"] < (row["ttl"] or self.ttl):
+                        value = json.loads(row["value"])
+                        self._remember(row["key"], row["fetched_at"], value)
+                        found[missing[row["key"]]] = value
+        return found
+
     def _stored(self, full: str, hit: tuple[float, Any] | None) -> tuple[float, Any] | None:
         """(fetched_at, value) as stored in SQLite, reusing the memory copy ``hit`` when it is that one.
 

@@ -208,7 +208,8 @@ class CatalogService:
 
     def cached_tag_counts(self, names: Iterable[str]) -> dict[str, int]:
         """Tag counts already known (fresh), without asking the registry."""
-        return {name: len(tags) for name in names if (tags := self._facts.get(f"tags:{name}")) is not None}
+        found = self._facts.get_many(f"tags:{name}" for name in names)
+        return {key.removeprefix("tags:"): len(tags) for key, tags in found.items()}
 
     def tags(self, name: str) -> list[TagInfo]:
         """Every tag of ``name`` with its image (size, created, platforms), sorted by tag."""

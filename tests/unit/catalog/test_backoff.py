@@ -52,3 +52,15 @@ def test_refresh_ahead_only_for_keys_read_again(tmp_path):
     assert fresh.get("cold", load) == 1  # read before: refreshed ahead
     time.sleep(0.2)
     assert len(loads) == 2
+
+
+def test_get_many_answers_fresh_values_from_memory_and_one_query(tmp_path):
+    db = Database(tmp_path / "f.sqlite3")
+    one = FactCache(db, ttl=10, namespace="r|")
+    one.put("tags:a", ["1"])
+    one.put("tags:b", ["1", "2"])
+    other = FactCache(db, ttl=10, namespace="r|")  # nothing in memory: read from SQLite
+    assert other.get_many(["tags:a", "tags:b", "tags:c"]) == {"tags:a": ["1"], "tags:b": ["1", "2"]}
+    with db.connect() as conn:
+        conn.execute("UPDATE facts SET fetched_at = fetched_at - 60 WHERE key = 'r|tags:a'")
+    assert FactCache(db, ttl=10, namespace="r|").get_many(["tags:a", "tags:b"]) == {"tags:b": ["1", "2"]}
