@@ -30,13 +30,15 @@ the CPU split, Berth's peak memory and the load average, then
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import random
+import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -67,6 +69,7 @@ API_USER = ("olivia", "olivia-pw")
 DURATION = 60.0
 THINK = 0.5
 TARGET_P95_MS = 250.0
+THINK_TARGET_P95_MS = 500.0  # issue 16: with think time (and beside a CPU hog), p95 under 500 ms, no timeouts
 MAX_REQUESTS_PER_CLIENT = 1_000_000
 REPOSITORIES = 200  # small repositories the mix visits (pages and tags)
 BIG_TAGS = 60  # tags of bench/big the tag-detail pages visit
@@ -276,9 +279,10 @@ def pressure() -> dict[str, float]:
     return found
 
 
-def stack_cpu_seconds(state_dir: Path) -> float:
-    """CPU time so far of the stack's processes (registries, slapd): those whose command line names ``state_dir``."""
-    mark = str(state_dir).encode()
+def stack_cpu_seconds(state_dir: Path, only: str = "") -> float:
+    """CPU time so far of the stack's processes (registries, slapd): those whose command line names ``state_dir``
+    (and ``only``, e.g. the bench registry's config directory)."""
+    mark = f"{state_dir}/{only}".rstrip("/").encode()
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0
     for entry in Path("/proc").iterdir():
@@ -331,6 +335,61 @@ def _stall_summary(watched: list[dict]) -> dict:
     return summary
 
 
+REQUEST_KINDS = (
+    ("catalog", re.compile(r'"GET /v2/_catalog')),
+    ("tags_list", re.compile(r'"GET /v2/\S+/tags/list')),
+    ("manifest_head", re.compile(r'"HEAD /v2/\S+/manifests/')),
+    ("manifest_get", re.compile(r'"GET /v2/\S+/manifests/')),
+    ("blob_get", re.compile(r'"GET /v2/\S+/blobs/')),
+    ("ping", re.compile(r'"GET /v2/ ')),
+)
+
+
+MINUTE = re.compile(r"\[\d+/\w+/\d+:(\d\d:\d\d):\d\d ")
+
+
+def registry_requests(stack: BenchStack, offset: int, seconds: float) -> dict[str, object] | None:
+    """Registry requests per minute by kind since ``offset`` of its access log; None when the log is off."""
+    if not stack.access_log:
+        return None
+    with open(stack.registry_log, "rb") as log:
+        log.seek(offset)
+        lines = log.read().decode(errors="replace").splitlines()
+    counts = dict.fromkeys([kind for kind, _ in REQUEST_KINDS], 0)
+    minutes: dict[str, int] = {}  # wall-clock minute -> requests, to see the steady state
+    for line in lines:
+        kind = next((k for k, pattern in REQUEST_KINDS if pattern.search(line)), None)
+        if kind:
+            counts[kind] += 1
+            if stamp := MINUTE.search(line):
+                minutes[stamp.group(1)] = minutes.get(stamp.group(1), 0) + 1
+    per_minute: dict[str, object] = {kind: round(count * 60 / seconds, 1) for kind, count in counts.items()}
+    return per_minute | {"all": round(sum(counts.values()) * 60 / seconds, 1), "by_minute": minutes}
+
+
+def _spin(until: float) -> None:
+    while time.monotonic() < until:
+        sum(range(10_000))
+
+
+@contextmanager
+def cpu_hog(seconds: float, processes: int) -> Iterator[None]:
+    """``processes`` busy loops (a noisy neighbour), each ending by itself after ``seconds`` at most."""
+    if not processes:
+        yield
+        return
+    context = multiprocessing.get_context("spawn")
+    hogs = [context.Process(target=_spin, args=(time.monotonic() + seconds,), daemon=True) for _ in range(processes)]
+    for hog in hogs:
+        hog.start()
+    try:
+        yield
+    finally:
+        for hog in hogs:
+            hog.terminate()
+            hog.join(5)
+
+
 def phase(
     server: MeasuredBerthServer,
     stack: BenchStack,
@@ -338,8 +397,10 @@ def phase(
     workload: Workload,
     duration: float,
     think: float,
+    hog: int = 0,
 ) -> dict:
-    """Run every client for ``duration`` seconds with ``think`` seconds between requests; summarize."""
+    """Run every client for ``duration`` seconds with ``think`` seconds between requests (and ``hog``
+    busy processes beside them); summarize."""
     samples: list[list[Sample]] = [[] for _ in clients]
     loadavg_start = os.getloadavg()
     start = time.perf_counter()
@@ -354,10 +415,14 @@ def phase(
     args = (server.base_url, stack.registry_url, stack.ca_cert, stop, watched)
     watcher = threading.Thread(target=watch_stalls, args=args, daemon=True)
     psi, stack_cpu = pressure(), stack_cpu_seconds(stack.state_dir)
+    registry_cpu = stack_cpu_seconds(stack.state_dir, "bench-registry")
+    log_offset = stack.log_offset()
     watcher.start()
-    result = drive(server, loops, duration)
+    with cpu_hog(duration + 5, hog):
+        result = drive(server, loops, duration)
     stop.set()
     cpu = result["cpu"] | {"stack_s": round(stack_cpu_seconds(stack.state_dir) - stack_cpu, 1)}
+    cpu["registry_s"] = round(stack_cpu_seconds(stack.state_dir, "bench-registry") - registry_cpu, 1)
     cpu["others_s"] = round(cpu["others_s"] - cpu["stack_s"], 1)
     psi = {key: round(value - psi[key], 1) for key, value in pressure().items() if key in psi}
     watcher.join(REQUEST_TIMEOUT * 2 + 5)
@@ -376,6 +441,8 @@ def phase(
         "cpu": cpu,
         "pressure_s": psi,
         "stalls": _stall_summary(watched),
+        "registry_requests_per_minute": registry_requests(stack, log_offset, result["seconds"]),
+        "hog_processes": hog,
         "watched": watched,
         "memory": server.memory(),
         "loadavg_start": loadavg_start,
@@ -400,7 +467,7 @@ def run(args: argparse.Namespace) -> dict:
         "phases": {},
     }
     print(f"dataset: {dataset.repositories} repositories ({'reused' if dataset.reused else 'built'})")
-    with bench_stack(dataset.storage_root, args.state_dir) as stack:
+    with bench_stack(dataset.storage_root, args.state_dir, access_log=args.access_log) as stack:
         print(f"registry {stack.registry_url}: {verify_dataset(stack.registry_url, stack.ca_cert, dataset)}")
         logs = stack.state_dir / "logs" / "berth-load.log"
         server = MeasuredBerthServer(stack.env, stack.state_dir / "berth-load", logs)
@@ -413,13 +480,15 @@ def run(args: argparse.Namespace) -> dict:
             print(f"{len(clients)} clients logged in through the form in {logging_in[0]:.1f} s")
             report["warm_up"] = warm_up(base, clients, workload)
             print(f"warm-up: {report['warm_up']['requests']} requests in {report['warm_up']['seconds']} s")
-            for think in [0.0] + ([args.think] if args.think else []):
-                name = "closed" if not think else f"think_{think:g}s"
-                print(f"phase {name}: {len(clients)} clients, {args.duration:g} s, think time {think:g} s ...")
-                report["phases"][name] = phase(server, stack, clients, workload, args.duration, think)
+            plan = [] if args.no_closed else [(0.0, 0)]
+            plan += [(args.think, 0)] + ([(args.think, args.hog)] if args.hog else []) if args.think else []
+            for think, hog in plan:
+                name = ("closed" if not think else f"think_{think:g}s") + (f"_hog{hog}" if hog else "")
+                print(f"phase {name}: {len(clients)} clients, {args.duration:g} s, think {think:g} s, hog {hog} ...")
+                report["phases"][name] = phase(server, stack, clients, workload, args.duration, think, hog)
             for client in clients:
                 client.close()
-            report["workers"] = report["phases"]["closed"]["memory"].get("workers")
+            report["workers"] = next(iter(report["phases"].values()))["memory"].get("workers")
         finally:
             server.stop()
     return report
@@ -455,6 +524,10 @@ def print_phase(name: str, result: dict, clients: int) -> None:
             f"side probe {what} every 0.5 s: median {row['median']} ms, max {row['max']} ms, "
             f"over 1 s or failed at t={row['over_1s_at'] or 'never'}"
         )
+    if result.get("registry_requests_per_minute"):
+        print(f"registry requests per minute (access log): {result['registry_requests_per_minute']}")
+    if cpu["berth_s"]:
+        print(f"bench registry CPU {cpu['registry_s']} s = {cpu['registry_s'] / cpu['berth_s']:.1%} of berth's")
     print(f"berth peak memory so far (VmHWM, MiB): {result['memory']}")
     print(
         "load average (1/5/15 min): start "
@@ -470,10 +543,11 @@ def print_phase(name: str, result: dict, clients: int) -> None:
         if row["errors"]:
             print(f"errors on {LABELS.get(route, route)}: {row['errors']} ({', '.join(row['error_kinds'])})")
     worst, p95, errors = result["worst_route"], result["p95_max_ms"], result["errors"]
-    verdict = "PASS" if p95 < TARGET_P95_MS and errors == 0 else "FAIL"
-    print(f"target: every route p95 < {TARGET_P95_MS:g} ms and 0 errors: {verdict} (worst: {LABELS[worst]})")
-    tag = "load" if not think else "load_think"
-    print(f"RESULT {tag} p95_max_ms={p95:.1f} errors={errors} target_p95_ms={TARGET_P95_MS:g}")
+    target = THINK_TARGET_P95_MS if think else TARGET_P95_MS
+    verdict = "PASS" if p95 < target and errors == 0 else "FAIL"
+    print(f"target: every route p95 < {target:g} ms and 0 errors: {verdict} (worst: {LABELS[worst]})")
+    tag = ("load" if not think else "load_think") + ("_hog" if result.get("hog_processes") else "")
+    print(f"RESULT {tag} p95_max_ms={p95:.1f} errors={errors} target_p95_ms={target:g}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -483,7 +557,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="stack state (.bench-stack-load)")
     parser.add_argument("--duration", type=float, default=DURATION, help="seconds of each phase (default 60)")
     parser.add_argument("--think", type=float, default=THINK, help="think time of the second phase (0: skip it)")
+    parser.add_argument("--access-log", action="store_true", help="count registry requests by kind per minute")
+    parser.add_argument("--hog", type=int, default=0, help="also run the think phase beside N busy processes")
+    parser.add_argument("--no-closed", action="store_true", help="skip the closed-loop phase")
     args = parser.parse_args(argv)
+    if not 0 <= args.hog <= 8:
+        parser.error("--hog must be 0..8")
     if not 1 <= args.duration <= 600 or not 0 <= args.think <= 10:
         parser.error("--duration must be 1..600 s and --think 0..10 s")
     started = time.perf_counter()

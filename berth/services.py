@@ -14,6 +14,7 @@ from berth.auth.throttle import LoginThrottle
 from berth.auth.token_server import DELETE_ACTIONS, SELF_ACTIONS, TokenServer, self_token_provider
 from berth.auth.tokens import SigningKeys, TokenIssuer, signing_dir
 from berth.catalog.service import CatalogService
+from berth.catalog.streaming import Streaming
 from berth.config import Settings
 from berth.db import Database
 from berth.events.ingest import EventIngest
@@ -43,6 +44,7 @@ class Services:
     basic_auth_cache: BasicAuthCache
     registry: RegistryClient
     catalog: CatalogService
+    streaming: Streaming
     health: HealthMonitor
     jobs: JobStore
     runner: JobRunner
@@ -69,7 +71,7 @@ def registry_client(settings: Settings, *, delete: bool = False, issuer: TokenIs
         username=settings.registry_username,
         password=settings.registry_password,
         timeout=settings.registry_timeout,
-        pool_size=settings.fetch_workers + 4,
+        pool_size=2 * settings.fetch_workers + 4,  # the request pool, a shared long read, refreshes
         observer=observe_registry_request,
         token_provider=self_token_provider(issuer, realm, DELETE_ACTIONS if delete else SELF_ACTIONS),
         token_realms=settings.registry_token_realms + ((settings.public_url,) if settings.public_url else ()),
@@ -134,6 +136,7 @@ def build_services(settings: Settings) -> Services:
         basic_auth_cache=basic_auth_cache,
         registry=registry,
         catalog=catalog,
+        streaming=Streaming(catalog, db),
         health=health,
         jobs=jobs,
         runner=JobRunner(

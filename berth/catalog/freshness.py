@@ -2,11 +2,12 @@
 
 A fact (the catalog, a repository's tags, its tag -> digest map) is served from the
 cache while it is younger than the TTL, so what users see is never older than that.
-Once 70 % of the TTL has passed, one background refresh starts, so steady traffic
-never meets an expired entry. When an entry has expired, the first request loads it
-and every other request for the same key waits for that one load ("single flight")
-instead of asking the registry again — or, if a value at most twice the TTL old is at
-hand, is answered with it at once while the load runs.
+Once 70 % of the TTL has passed, one background refresh starts (for a key read at
+least twice within a few TTLs: what nobody looks at is not refreshed), so steady traffic
+never meets an expired entry. The TTL is per key (:mod:`berth.catalog.backoff`). When an
+entry has expired, the first request loads it and every other request for the same key
+waits for that one load ("single flight") instead of asking the registry again — or, if a
+value at most twice the TTL old is at hand, is answered with it at once while the load runs.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ STALE_GRACE = 2.0  # while a reload runs, others may get a value up to 2 x TTL o
 BACKGROUND_THREAD_PREFIX = "berth-refresh"
 DOWN_SINCE = "upstream-down-since"  # the fact that holds when the upstream stopped answering
 RETRY_AFTER_FAILURE = 5.0  # seconds: while the upstream is down, serve the cache without asking again sooner
+HOT_READS = 3.0  # refresh ahead only keys read twice within this many TTLs: nobody waits for the others
+MAX_TRACKED = 20_000
 
 
 class _Flight:
@@ -49,6 +52,7 @@ class FreshFacts:
         self._threads = background_threads
         self._pool: ThreadPoolExecutor | None = None
         self._last_failure = 0.0
+        self._reads: dict[str, float] = {}  # key -> when this process last read it
 
     @property
     def down_since(self) -> float | None:
@@ -74,13 +78,15 @@ class FreshFacts:
         (:attr:`down_since` says since when); only what was never loaded raises.
         """
         entry = self.facts.entry(key)
-        if not force and entry is not None and entry[1] < self.facts.ttl:
-            if entry[1] > self.facts.ttl * REFRESH_AHEAD:
+        ttl = self.facts.ttl_of(key)
+        recently_read = self._note_read(key, ttl)
+        if not force and entry is not None and entry[1] < ttl:
+            if entry[1] > ttl * REFRESH_AHEAD and recently_read:
                 self._refresh_in_background(key, load)
             return entry[0]
         if entry is not None and self._recently_failed():
             return entry[0]  # do not make every page wait for a connect that just failed
-        stale = entry[0] if not force and entry is not None and entry[1] < self.facts.ttl * STALE_GRACE else None
+        stale = entry[0] if not force and entry is not None and entry[1] < ttl * STALE_GRACE else None
         try:
             return self._load_once(key, load, stale)
         except UpstreamUnavailable:
@@ -95,6 +101,17 @@ class FreshFacts:
         """Seconds since ``key`` was loaded, or None if never."""
         entry = self.facts.entry(key)
         return None if entry is None else entry[1]
+
+    def _note_read(self, key: str, ttl: float) -> bool:
+        """Whether ``key`` was read before within ``HOT_READS`` TTLs: only such keys are refreshed ahead."""
+        now = time.monotonic()
+        with self._lock:
+            previous = self._reads.get(key)
+            self._reads[key] = now
+            if len(self._reads) > MAX_TRACKED:
+                for stale_key in list(self._reads)[: MAX_TRACKED // 4]:
+                    del self._reads[stale_key]
+        return previous is not None and now - previous < ttl * HOT_READS
 
     def _load_once(self, key: str, load: Callable[[], Any], stale: Any = None) -> Any:
         with self._lock:

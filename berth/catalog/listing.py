@@ -102,8 +102,8 @@ def sort_groups(
         dated = [g for g in groups if g.digest in dates]
         undated = [g for g in groups if g.digest not in dates]
         dated.sort(key=lambda g: (dates[g.digest], g.tags[0]), reverse=descending)
-        return dated + sorted(undated, key=lambda g: _natural(g.tags[0]))
-    return sorted(groups, key=lambda g: _natural(g.tags[0]), reverse=descending)
+        return dated + sorted(undated, key=lambda g: natural_key(g.tags[0]))
+    return sorted(groups, key=lambda g: natural_key(g.tags[0]), reverse=descending)
 
 
 def _created(group: ImageGroup) -> datetime | None:
@@ -112,6 +112,6 @@ def _created(group: ImageGroup) -> datetime | None:
     return created if created is not None and created.timestamp() > 0 else None
 
 
-def _natural(text: str) -> tuple:
+def natural_key(text: str) -> tuple:
     """Sort key that puts '1.9' before '1.10'."""
     return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text.lower()))

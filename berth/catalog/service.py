@@ -19,6 +19,7 @@ from datetime import datetime
 
 from berth.catalog.cache import ContentCache, FactCache, Memo
 from berth.catalog.freshness import FreshFacts, in_background
+from berth.catalog.progress import STREAM_THREAD_PREFIX, in_stream
 from berth.catalog.updates import apply_events
 from berth.db import Database
 from berth.errors import BadUpstreamResponse, NotFound, UpstreamUnavailable
@@ -95,6 +96,7 @@ class CatalogService:
         self._workers = workers
         self._pool: ThreadPoolExecutor | None = None
         self._background_pool: ThreadPoolExecutor | None = None
+        self._stream_pool: ThreadPoolExecutor | None = None
         self._pending: dict[str, bytes] = {}  # fetched documents not yet in SQLite
         self._pending_lock = threading.Lock()
 
@@ -125,6 +127,14 @@ class CatalogService:
     def down_since(self) -> float | None:
         """Since when (epoch seconds) the registry has not answered; None while it answers."""
         return self._fresh.down_since
+
+    def known_catalog(self) -> tuple[list[str], float] | None:
+        """The last complete catalog and its age, however old; None if it was never read."""
+        return self._facts.entry("catalog")
+
+    def store_catalog(self, names: list[str]) -> None:
+        """Keep a complete catalog read elsewhere (a shared long read) as fetched now."""
+        self._facts.put("catalog", sorted(names))
 
     def search(self, query: str = "", names: list[str] | None = None) -> list[str]:
         """Repository names (``names``, else the catalog) containing ``query`` (case-insensitive)."""
@@ -202,9 +212,48 @@ class CatalogService:
         self._flush()
         return digests
 
+    def read_digests(self, name: str, tags: list[str]) -> dict[str, str]:
+        """tag -> digest for ``tags``, read now with one GET each (the manifests are kept)."""
+
+        def digest_of(tag: str) -> str | None:
+            try:
+                raw = self.client.manifest(name, tag)
+            except NotFound:
+                return None  # deleted between tags/list and now
+            self._remember_manifest(raw.digest, raw.media_type, raw.data)
+            return raw.digest
+
+        digests = {tag: d for tag, d in zip(tags, self._map(digest_of, tags), strict=True) if d}
+        self._flush()
+        return digests
+
+    def known_digests(self, name: str) -> tuple[dict[str, str], float] | None:
+        """The last complete tag -> digest map of ``name`` and its age, however old; None if never read."""
+        return self._facts.entry(f"digests:{name}")
+
+    def digests_ttl(self, name: str) -> float:
+        """How long ``name``'s tag -> digest map stays fresh now (longer while it does not change)."""
+        return self._facts.ttl_of(f"digests:{name}")
+
+    def catalog_ttl(self) -> float:
+        """How long the catalog stays fresh now (longer while it does not change)."""
+        return self._facts.ttl_of("catalog")
+
+    def store_digests(self, name: str, digests: dict[str, str]) -> None:
+        """Keep a complete tag -> digest map read elsewhere (a shared long read) as fetched now."""
+        self._facts.put(f"digests:{name}", digests)
+
+    def cached_tag_counts(self, names: Iterable[str]) -> dict[str, int]:
+        """Tag counts already known (fresh), without asking the registry."""
+        found = self._facts.get_many(f"tags:{name}" for name in names)
+        return {key.removeprefix("tags:"): len(tags) for key, tags in found.items()}
+
     def tags(self, name: str) -> list[TagInfo]:
         """Every tag of ``name`` with its image (size, created, platforms), sorted by tag."""
-        digests = self.tag_digests(name)
+        return self.tags_with(name, self.tag_digests(name))
+
+    def tags_with(self, name: str, digests: dict[str, str]) -> list[TagInfo]:
+        """The tags of a tag -> digest map with their images, sorted by tag."""
         images, errors = self.images(name, set(digests.values()))
         return [TagInfo(tag, d, images.get(d), errors.get(d)) for tag, d in sorted(digests.items())]
 
@@ -219,7 +268,7 @@ class CatalogService:
             digest = known[reference]
         else:
             try:
-                digest = self.client.resolve(name, reference).digest
+                digest = self._digest_of(name, reference)
             except NotFound:
                 self.tag_names(name)  # raises the clearer "no repository" first
                 raise NotFound(f"Repository {name!r} has no tag {reference!r}.") from None
@@ -237,6 +286,21 @@ class CatalogService:
                 message = f"Registry {self.client.name} served {name}@{digest} in a form Berth cannot read: {message}."
             raise BadUpstreamResponse(message, upstream=self.client.name)
         return digest, images[digest]
+
+    def _digest_of(self, name: str, tag: str) -> str:
+        """The digest ``tag`` points at now: a HEAD if it was seen before, else a GET (the manifest comes
+        with it, so a cold tag page costs one round trip less)."""
+        if tag in (self._facts.get(f"digests:{name}", allow_stale=True) or {}):
+            return self.client.resolve(name, tag).digest
+        raw = self.client.manifest(name, tag)
+        try:
+            self._remember_manifest(raw.digest, raw.media_type, raw.data)
+        except BadUpstreamResponse as exc:  # a parse error from berth.registry.parse names no registry
+            message = exc.message
+            if self.client.name not in message:
+                message = f"Registry {self.client.name} served {name}:{tag} in a form Berth cannot read: {message}."
+            raise BadUpstreamResponse(message, upstream=self.client.name) from None
+        return raw.digest
 
     def _check_digest_exists(self, name: str, digest: str) -> None:
         """NotFound (not a 502) when the registry holds no manifest ``digest`` in ``name``."""
@@ -369,6 +433,10 @@ class CatalogService:
         """``function`` over ``items`` on the bounded pool (inline for one item)."""
         if len(items) <= 1:
             return [function(item) for item in items]
+        if in_stream():  # a long shared read (berth.catalog.streaming): its own pool, beside user requests
+            if self._stream_pool is None:
+                self._stream_pool = ThreadPoolExecutor(self._workers, thread_name_prefix=f"{STREAM_THREAD_PREFIX}-pool")
+            return list(self._stream_pool.map(function, items))
         if in_background():  # a refresh ahead of expiry: a small pool, so user requests never queue behind it
             if self._background_pool is None:
                 self._background_pool = ThreadPoolExecutor(4, thread_name_prefix="berth-registry-background")

@@ -13,7 +13,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
@@ -229,9 +229,19 @@ class RegistryClient:
 
     # --- plumbing ----------------------------------------------------------------
 
+    def catalog_pages(self, page_size: int = 1000) -> Iterator[list[str]]:
+        """The repository names page by page, as the registry serves them (lexical order)."""
+        try:
+            yield from self._pages(f"/v2/_catalog?n={page_size}", "repositories", "registry:catalog:*")
+        except PageSizeRefused:
+            yield from self._pages("/v2/_catalog?n=100", "repositories", "registry:catalog:*")
+
     def _paged(self, path: str, key: str, scope: str, what: str = "the catalog") -> list[str]:
         """Collect ``key`` from every page, following ``Link: <...>; rel="next"``."""
-        items: list[str] = []
+        return [item for page in self._pages(path, key, scope, what) for item in page]
+
+    def _pages(self, path: str, key: str, scope: str, what: str = "the catalog") -> Iterator[list[str]]:
+        """Each page's ``key``, following ``Link: <...>; rel="next"``."""
         seen: set[str] = set()
         for _ in range(MAX_PAGES):
             response = self._request("GET", path, scope=scope, limit=MAX_LIST_BYTES, what=what)
@@ -241,10 +251,10 @@ class RegistryClient:
                 raise BadUpstreamResponse(
                     f"Registry {self.name} answered {key!r} that is not a list of names.", upstream=self.name
                 )
-            items.extend(values)
+            yield values
             next_url = response.links.get("next", {}).get("url")
             if not next_url:
-                return items
+                return
             path = self._same_origin_path(next_url, "Link header")
             if path in seen:
                 raise BadUpstreamResponse(f"Registry {self.name} sent a Link header that loops.", upstream=self.name)

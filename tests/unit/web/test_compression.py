@@ -19,7 +19,7 @@ def test_pages_are_gzipped_when_accepted(client):
     packed = client.get("/login", headers={"Accept-Encoding": "gzip, deflate, br"})
     assert plain.headers.get("Content-Encoding") is None and len(plain.data) > 1024
     assert packed.headers["Content-Encoding"] == "gzip" and "Accept-Encoding" in packed.headers["Vary"]
-    assert len(packed.data) < len(plain.data) / 2
+    assert len(packed.data) < len(plain.data) * 0.8
     # the same page apart from its CSRF token and nonce: compare the shape, not the bytes
     assert gzip.decompress(packed.data).decode().count("<input") == plain.get_data(as_text=True).count("<input")
 
