@@ -138,14 +138,13 @@ def _load_api_user(req) -> WebUser | None:
         return None
     username, password = auth.username or "", auth.password or ""
     svc = services()
-    user = svc.basic_auth_cache.get(username, password)
-    if user is None:
-        try:
-            user = svc.login.login(username, password, client_address(), channel="api")
-        except BerthError as exc:
-            g.api_auth_error = exc
-            return None
-        svc.basic_auth_cache.put(username, password, user)
+    try:
+        user = svc.basic_auth_cache.get_or_login(
+            username, password, lambda: svc.login.login(username, password, client_address(), channel="api")
+        )
+    except BerthError as exc:
+        g.api_auth_error = exc
+        return None
     return WebUser(user.username, user.display_name, user.role)
 
 

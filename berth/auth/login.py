@@ -7,6 +7,7 @@ import hmac
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from berth.audit import AuditLog
 from berth.auth.directory import Directory, DirectoryUser
@@ -89,6 +90,7 @@ class BasicAuthCache:
         self._max = max_entries
         self._entries: dict[bytes, tuple[float, DirectoryUser]] = {}
         self._lock = threading.Lock()
+        self._binding: dict[bytes, threading.Lock] = {}  # one directory bind at a time per credentials
 
     def _key(self, username: str, password: str) -> bytes:
         message = username.encode("utf-8", "surrogatepass") + b"\0" + password.encode("utf-8", "surrogatepass")
@@ -110,3 +112,23 @@ class BasicAuthCache:
             if len(self._entries) >= self._max:
                 self._entries.clear()
             self._entries[self._key(username, password)] = (time.monotonic() + self._ttl, user)
+
+    def get_or_login(self, username: str, password: str, login: Callable[[], DirectoryUser]) -> DirectoryUser:
+        """The cached user, else ``login()`` once for these credentials while concurrent callers wait.
+
+        A CI fleet sends many requests at once with one account: without this, each would bind
+        when the entry expires, and the throttle counts binds in flight as failures.
+        """
+        key = self._key(username, password)
+        with self._lock:
+            lock = self._binding.get(key)
+            if lock is None:
+                if len(self._binding) >= self._max:
+                    self._binding = {k: v for k, v in self._binding.items() if v.locked()}
+                lock = self._binding[key] = threading.Lock()
+        with lock:
+            user = self.get(username, password)
+            if user is None:
+                user = login()
+                self.put(username, password, user)
+        return user

@@ -97,10 +97,9 @@ class TokenServer:
         username, password = request.username, request.password or ""
         if looks_like_token(password):
             return self._by_access_token(username, password, request.address)
-        user = self._cache.get(username, password)
-        if user is None:
-            user = self._login.login(username, password, request.address, channel="registry")
-            self._cache.put(username, password, user)
+        user = self._cache.get_or_login(
+            username, password, lambda: self._login.login(username, password, request.address, channel="registry")
+        )
         return principal_of(user), None
 
     def _by_access_token(self, username: str, secret: str, address: str) -> tuple[Principal, frozenset[str]]:
