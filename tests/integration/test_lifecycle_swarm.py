@@ -275,8 +275,6 @@ def test_pages_in_chromium(life: Life) -> None:
     chromium = Path("/usr/bin/chromium")
     if not chromium.is_file():
         need("Chromium is not installed")
-    from playwright.sync_api import sync_playwright
-
     folder = Path("docs/screenshots") if os.environ.get("BERTH_SCREENSHOTS") == "docs" else Path(tempfile.mkdtemp())
     with life.session() as s:
         push(s, life.settings.registry_url, "life/other", "2", [layer("other-2", 80_000)], "2024-04-01T00:00:00Z")
@@ -285,20 +283,42 @@ def test_pages_in_chromium(life: Life) -> None:
     server = make_server("127.0.0.1", free_port(), life.app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_port}"
+    failures: list[BaseException] = []
+
+    def drive() -> None:
+        # A thread of its own: the browser journeys' session keeps Playwright's sync API (and
+        # its event loop) open on the main thread, and a second one may not start there.
+        try:
+            _storage_screenshots(chromium, base, folder, dry.id)
+        except BaseException as exc:  # noqa: BLE001 - handed back to the test's thread
+            failures.append(exc)
+
     try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(chromium), headless=True, args=["--no-sandbox"])
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
-            page.goto(f"{base}/login")
-            page.fill("input[name=username]", "alice")
-            page.fill("input[name=password]", "alice-pw")
-            page.click("button[type=submit]")
-            page.goto(f"{base}/storage")
-            assert page.locator("#storage-table").is_visible() and page.locator("svg.chart").count() >= 1
-            page.screenshot(path=str(folder / "storage.png"), full_page=True)
-            page.goto(f"{base}/retention?job={dry.id}")
-            assert page.locator("#plan-keep").is_visible()
-            page.screenshot(path=str(folder / "retention.png"), full_page=True)
-            browser.close()
+        worker = threading.Thread(target=drive)
+        worker.start()
+        worker.join(180)
+        assert not worker.is_alive(), "Chromium did not finish within 180 s"
+        if failures:
+            raise failures[0]
     finally:
         server.shutdown()
+
+
+def _storage_screenshots(chromium: Path, base: str, folder: Path, dry_run_job: int) -> None:
+    """Log in as alice, look at /storage and the retention dry run, and photograph both."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium), headless=True, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.goto(f"{base}/login")
+        page.fill("input[name=username]", "alice")
+        page.fill("input[name=password]", "alice-pw")
+        page.click("button[type=submit]")
+        page.goto(f"{base}/storage")
+        assert page.locator("#storage-table").is_visible() and page.locator("svg.chart").count() >= 1
+        page.screenshot(path=str(folder / "storage.png"), full_page=True)
+        page.goto(f"{base}/retention?job={dry_run_job}")
+        assert page.locator("#plan-keep").is_visible()
+        page.screenshot(path=str(folder / "retention.png"), full_page=True)
+        browser.close()
