@@ -53,7 +53,8 @@ def test_first_page_streams_then_the_date_sort_arrives_without_reload(open_journ
     expect(progress).to_have_count(0, timeout=60_000)
     expect(count).to_contain_text("600 tags · 4 images")
     expect(page.locator("#tag-list th[aria-sort]")).to_have_attribute("aria-sort", "descending")
-    dates = page.locator("#tag-list tbody time").evaluate_all("(ts) => ts.map((t) => t.getAttribute('datetime'))")
+    built = page.locator("#tag-list tbody td[data-label=Built] time")  # the build date, not the push date
+    dates = built.evaluate_all("(ts) => ts.map((t) => t.getAttribute('datetime'))")
     assert [d[:10] for d in dates] == ["2025-02-01", "2024-06-01", "2023-01-05", "2022-03-01"]
     assert page.evaluate("window.__marker") == 1, "the page reloaded"
     journey.check_page()
@@ -74,5 +75,5 @@ def test_progress_line_appears_while_reading(open_journey) -> None:
     first = response.text()
     assert 'class="progress-line' in first and "showing tags 1–100 by name" in first
     expect(page.locator(".progress-line")).to_have_count(0, timeout=60_000)
-    expect(page.locator("#tag-list .count")).to_contain_text("400 tags · 1 images")
+    expect(page.locator("#tag-list .count")).to_contain_text("400 tags · 1 image")
     journey.assert_clean()
