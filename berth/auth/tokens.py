@@ -23,17 +23,16 @@ import secrets
 from collections.abc import Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from berth.auth.scope import Scope
-from berth.tls.issue import BACKDATE, private_pem, write_private
+from berth.tls.issue import private_pem, self_signed, write_private
 
 ISSUER = "berth"
 LIFETIME = 300
@@ -54,16 +53,8 @@ class IssuedToken:
 def _new_signing_pair(days: int) -> tuple[bytes, bytes]:
     """A P-256 key and a self-signed certificate for it, both PEM."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Berth registry token signer")])
-    now = datetime.now(UTC)
     cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - BACKDATE)
-        .not_valid_after(now + timedelta(days=days))
+        self_signed(key, "Berth registry token signer", days)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )

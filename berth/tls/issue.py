@@ -43,6 +43,21 @@ def ca_paths(ca_dir: Path) -> tuple[Path, Path]:
     return ca_dir / "ca.crt", ca_dir / "ca.key"
 
 
+def self_signed(key: ec.EllipticCurvePrivateKey, common_name: str, days: int) -> x509.CertificateBuilder:
+    """A certificate builder for ``key`` issued by itself, valid from a moment ago for ``days`` days."""
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.now(UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - BACKDATE)
+        .not_valid_after(now + timedelta(days=days))
+    )
+
+
 def create_ca(
     ca_dir: Path, common_name: str = "Berth registry CA", days: int = CA_DAYS, hostnames: Sequence[str] = ()
 ) -> x509.Certificate:
@@ -55,16 +70,8 @@ def create_ca(
     if cert_path.exists() or key_path.exists():
         raise Conflict(f"A CA already exists in {ca_dir}; Berth never overwrites one.")
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = datetime.now(UTC)
     builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - BACKDATE)
-        .not_valid_after(now + timedelta(days=days))
+        self_signed(key, common_name, days)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
