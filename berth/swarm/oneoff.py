@@ -94,9 +94,10 @@ def _wait(client: docker.DockerClient, service_id: str, timeout: float) -> dict:
     while True:
         try:
             client.api.inspect_service(service_id)
+            # the engine answers 404 here too when the service goes between these two calls
+            tasks = client.api.tasks(filters={"service": service_id})
         except docker.errors.NotFound:
             raise JobFailed("The garbage-collect task was removed before it finished.") from None
-        tasks = client.api.tasks(filters={"service": service_id})
         ended = [t for t in tasks if t["Status"]["State"] in DONE]
         if ended:
             return max(ended, key=lambda t: t["Version"]["Index"])

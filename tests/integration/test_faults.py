@@ -32,18 +32,40 @@ def swarm_stack(tmp_path_factory):
         yield env
 
 
+def record_finished_job(data: Path) -> int:
+    """A finished job written into Berth's database before Berth starts.
+
+    Before, not after: a job recorded while Berth runs is queued for an instant, and
+    Berth's runner would claim it and run a real rotation.
+    """
+    from berth.audit import AuditLog
+    from berth.db import Database
+    from berth.jobs.runner import JobDefinition, Step
+    from berth.jobs.store import JobStore
+
+    db = Database(data / "berth.sqlite3")
+    store = JobStore(db, AuditLog(db))
+    kind = JobDefinition("rotate-certs", lambda options: [Step("issue", lambda ctx: None)])
+    job = store.create(kind, "alice", "127.0.0.1")
+    store.claim("test", job.id)
+    store.step_finished(job.id, 0, "succeeded")
+    store.finish(job.id, "succeeded", None, {"new_fingerprint": "AA:BB"})
+    return job.id
+
+
 @pytest.fixture(scope="module")
 def berth(swarm_stack, tmp_path_factory):
     """gunicorn as the README deploys it, against the Swarm stack."""
     data = tmp_path_factory.mktemp("faults-data")
+    job_id = record_finished_job(data)
     settings = {**swarm_stack, "BERTH_HEALTH_INTERVAL": "1", "BERTH_NFS_DEADLINE": "1", "BERTH_CACHE_TTL": "1"}
     server = BerthServer(settings, data, data.parent / "faults-gunicorn.log", clean_env=True)
     try:
-        server.start()
+        server.start(fresh=False)  # keep the job recorded above
     except BerthStartError as exc:
         server.stop()
         pytest.fail(f"gunicorn did not start: {exc}\n{server.log_tail()}")
-    yield {"base": server.base_url, "data": data, "proc": server, "env": server.env}
+    yield {"base": server.base_url, "data": data, "proc": server, "env": server.env, "job_id": job_id}
     server.stop()
     if not IN_CI:
         print(server.log_tail(2000))
@@ -121,20 +143,8 @@ def wait_for(predicate, timeout: float = 20.0, what: str = "") -> None:
 
 @pytest.fixture(scope="module")
 def job_id(berth):
-    """A finished job recorded before the faults (in Berth's own database); it must survive all of them."""
-    from berth.audit import AuditLog
-    from berth.db import Database
-    from berth.jobs.runner import JobDefinition, Step
-    from berth.jobs.store import JobStore
-
-    db = Database(berth["data"] / "berth.sqlite3")
-    store = JobStore(db, AuditLog(db))
-    kind = JobDefinition("rotate-certs", lambda options: [Step("issue", lambda ctx: None)])
-    job = store.create(kind, "alice", "127.0.0.1")
-    store.claim("test", job.id)
-    store.step_finished(job.id, 0, "succeeded")
-    store.finish(job.id, "succeeded", None, {"new_fingerprint": "AA:BB"})
-    return job.id
+    """The finished job recorded before Berth started; it must survive all the faults."""
+    return berth["job_id"]
 
 
 def test_registry_stopped_and_started(berth, swarm_stack, job_id):
