@@ -61,6 +61,7 @@ class Settings:
     node_check_interval: float = 300.0
     registry_hostnames: tuple[str, ...] = ()
     cert_days: int = 90
+    ca_grace_hours: float = 24.0
     ca_dir: Path = _CA_IN_DATA_DIR
     debug: bool = False
     secure_cookies: bool = False
@@ -206,6 +207,7 @@ class Settings:
             swarm_placement=tuple(c.strip() for c in (env.get("BERTH_SWARM_PLACEMENT") or "").split(",") if c.strip()),
             registry_hostnames=hostnames,
             cert_days=env.number("BERTH_CERT_DAYS", 90, int),
+            ca_grace_hours=env.number("BERTH_CA_GRACE_HOURS", 24.0, float),
             ca_dir=ca_dir,
             secure_cookies=env.flag("BERTH_SECURE_COOKIES", False),
             trusted_proxies=env.networks("BERTH_TRUSTED_PROXIES"),

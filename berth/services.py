@@ -25,7 +25,7 @@ from berth.health.monitor import HealthMonitor
 from berth.health.probes import build_probes
 from berth.jobs.kinds import job_definitions
 from berth.jobs.runner import JobRunner
-from berth.jobs.schedule import retention_tick
+from berth.jobs.schedule import scheduled_ticks
 from berth.jobs.store import JobStore
 from berth.registry.client import RegistryClient
 from berth.storage.history import StorageAccounting
@@ -140,7 +140,10 @@ def build_services(settings: Settings) -> Services:
         health=health,
         jobs=jobs,
         runner=JobRunner(
-            jobs, lambda: job_definitions(settings), background=settings.background, tick=retention_tick(settings, jobs)
+            jobs,
+            lambda: job_definitions(settings),
+            background=settings.background,
+            tick=scheduled_ticks(settings, jobs),
         ),
         access_rules=access_rules,
         access_tokens=access_tokens,

@@ -22,6 +22,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(check_config)
     app.cli.add_command(setup)
     app.cli.add_command(rotate_certs)
+    app.cli.add_command(rotate_ca)
     app.cli.add_command(backup)
     app.cli.add_command(restore)
 
@@ -57,6 +58,14 @@ def setup(yes: bool) -> None:
 def rotate_certs() -> None:
     """Issue a new server certificate and roll the registry onto it (for cron)."""
     _run(JobKind.ROTATE_CERTS, JobKind.ROTATE_CERTS.options(False))
+
+
+@click.command(JobKind.ROTATE_CA)
+@click.option("--yes", is_flag=True, help="Remove the old CA at the end, without waiting for the grace period.")
+@with_appcontext
+def rotate_ca(yes: bool) -> None:
+    """Replace the CA with overlap (or resume a replacement), printing each step."""
+    _run(JobKind.ROTATE_CA, JobKind.ROTATE_CA.options(yes))
 
 
 @click.command("backup")

@@ -22,7 +22,10 @@ def jobs():
     """Every job, newest first, with the buttons that start new ones."""
     svc = services()
     return render_template(
-        "jobs.html", jobs=svc.jobs.recent(50), active={kind: svc.jobs.active(kind) for kind in JobKind}
+        "jobs.html",
+        jobs=svc.jobs.recent(50),
+        active={kind: svc.jobs.active(kind) for kind in JobKind},
+        grace_hours=svc.settings.ca_grace_hours,
     )
 
 

@@ -67,6 +67,9 @@ class _Paths:
         self.tls_dir = self.root / "tls"
         self.server_cert = self.tls_dir / "server.crt"
         self.server_key = self.tls_dir / "server.key"
+        # The CA that signed slapd's certificate, apart from Berth's CA directory: a company's
+        # directory CA is its own, and rotate-ca replaces Berth's ca.crt.
+        self.directory_ca = self.tls_dir / "directory-ca.crt"
         self.ldap_dir = self.root / "ldap"
         self.registry_dir = self.root / "registry"
         self.registry_data = self.registry_dir / "data"
@@ -121,6 +124,9 @@ def _ensure_tls(paths: _Paths) -> None:
         tls.make_ca(paths.ca_cert, paths.ca_key)
     if not (paths.server_key.is_file() and tls.server_cert_usable(paths.server_cert, paths.ca_cert)):
         tls.issue_server_cert(paths.ca_cert, paths.ca_key, paths.server_cert, paths.server_key)
+        paths.directory_ca.write_bytes(paths.ca_cert.read_bytes())
+    if not paths.directory_ca.is_file():
+        paths.directory_ca.write_bytes(paths.ca_cert.read_bytes())
 
 
 def _environment(paths: _Paths, ports: dict[str, int], values: dict[str, str], directory: str) -> dict[str, str]:
@@ -131,7 +137,7 @@ def _environment(paths: _Paths, ports: dict[str, int], values: dict[str, str], d
         "BERTH_REGISTRY_CA": str(paths.ca_cert),
         "BERTH_LDAP_URL": f"ldap://{LOOPBACK}:{ports['ldap']}",
         "BERTH_LDAP_START_TLS": "true",  # slapd offers StartTLS with the devstack CA
-        "BERTH_LDAP_CA": str(paths.ca_cert),
+        "BERTH_LDAP_CA": str(paths.directory_ca),
         "BERTH_LDAP_BIND_DN": ldap.SERVICE_DN,
         "BERTH_LDAP_BIND_PASSWORD": values["ldap_service_password"],
         "BERTH_LDAP_USER_BASE": ldap.PEOPLE_BASE,

@@ -88,6 +88,7 @@ class BerthStack:
         copy = (
             "install -d -o 10001 -m 700 /data/ca && install -o 10001 -m 600 /import/ca.key /data/ca/"
             " && install -o 10001 -m 644 /import/ca.crt /data/ca/"
+            " && install -o 10001 -m 644 /import/ca.crt /data/directory-ca.crt"
         )
         mounts = ["-v", f"{VOLUME}:/data", "-v", f"{state / 'ca'}:/import:ro"]
         self.docker("run", "--rm", "--network", "none", "--user", "0", *mounts, self.image, "sh", "-c", copy)
@@ -102,7 +103,8 @@ class BerthStack:
             "BERTH_SECURE_COOKIES": "false",  # plain HTTP to Berth's port: no front here
             "BERTH_TRUSTED_PROXIES": "127.0.0.1/32",
             "BERTH_LDAP_START_TLS": self.env.get("BERTH_LDAP_START_TLS", "false"),
-            "BERTH_LDAP_CA": "/data/ca/ca.crt",  # the devstack CA, copied into the volume, signed slapd's certificate
+            # the devstack CA signed slapd's certificate; a copy apart from Berth's CA dir, which rotate-ca rewrites
+            "BERTH_LDAP_CA": "/data/directory-ca.crt",
             "BERTH_FRONT_REPLICAS": "0",
             "BERTH_FRONT_IMAGE": self.image,  # any local image: nothing is pulled
             "DOCKER_GID": socket_gid,

@@ -14,6 +14,7 @@ from berth.findings import Finding, Level
 from berth.health.monitor import NODES, Probe
 from berth.registry.client import RegistryClient
 from berth.registry.inspect import inspect_registry
+from berth.tls.authority import Authority, rotation_findings
 from berth.tls.certs import served_certificate
 from berth.tls.inspect import inspect_certificates
 
@@ -67,6 +68,7 @@ def build_probes(
             hostname=urlsplit(settings.registry_url).hostname or "",
             ldap_plaintext="ldap://" in settings.ldap_url and not settings.ldap_start_tls,
         )
+        report.findings.extend(rotation_findings(Authority(settings.ca_dir).state()))
         if directory is not None:
             report.findings.extend(directory_findings(directory))
         return report.as_dict()

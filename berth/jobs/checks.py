@@ -60,14 +60,24 @@ def chains_to(cert: x509.Certificate, ca_cert: x509.Certificate) -> bool:
 
 
 def verify_served(settings: Settings, fingerprint: str, ctx: StepContext, wait: float = 15.0) -> CertificateInfo:
-    """Wait until the registry serves the certificate ``fingerprint``, verified against the CA."""
+    """Wait until every replica serves the certificate ``fingerprint``, verified against the CA.
+
+    Behind a balancer each handshake may reach another replica, so one good handshake
+    proves little: it takes :func:`handshakes_needed` good ones in a row.
+    """
     ca_file = settings.ca_dir / "ca.crt"
+    needed = handshakes_needed(settings)
     deadline = time.monotonic() + wait
+    in_a_row = 0
     while True:
         served = served_certificate(settings.registry_url, ca_file)
         if served.verified and served.info and served.info.sha256 == fingerprint:
-            ctx.log(f"TLS handshake verified against {ca_file}: serving {fingerprint} as expected.")
-            return served.info
+            in_a_row += 1
+            if in_a_row >= needed:
+                ctx.log(f"TLS handshakes verified against {ca_file}: {needed} in a row serve {fingerprint}.")
+                return served.info
+            continue
+        in_a_row = 0
         if time.monotonic() > deadline:
             if served.info is None or not served.verified:
                 raise JobFailed(served.error or f"No verified TLS handshake with {settings.registry_url}.")
@@ -75,6 +85,11 @@ def verify_served(settings: Settings, fingerprint: str, ctx: StepContext, wait: 
                 f"{settings.registry_url} serves the certificate {served.info.sha256}, not the expected {fingerprint}."
             )
         time.sleep(0.25)
+
+
+def handshakes_needed(settings: Settings) -> int:
+    """Handshakes in a row that reach every replica behind a round-robin balancer (two per replica, plus one)."""
+    return 2 * (settings.registry_replicas or 1) + 1
 
 
 def check_api(settings: Settings, ctx: StepContext) -> None:

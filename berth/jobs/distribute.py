@@ -22,9 +22,8 @@ from berth.jobs.checks import connect
 from berth.jobs.kinds import JobKind
 from berth.jobs.runner import JobDefinition, Step, StepContext
 from berth.swarm.nodecheck import check_nodes
+from berth.tls.authority import TRUST_BUNDLE
 from berth.tls.certs import fingerprint
-
-TRUST_BUNDLE = "trust.pem"
 
 
 def trust_bundle(settings: Settings) -> tuple[str, list[str]]:

@@ -18,13 +18,18 @@ class JobKind(StrEnum):
     SETUP = "setup"
     ROTATE_CERTS = "rotate-certs"
     DISTRIBUTE_CA = "distribute-ca"
+    ROTATE_CA = "rotate-ca"
     RETENTION = "retention"
     GC = "gc"
 
     @property
     def takes_confirm(self) -> bool:
-        """Whether the kind takes ``confirm`` (setup: go on despite critical findings, turn auth on)."""
-        return self is JobKind.SETUP
+        """Whether the kind takes ``confirm``.
+
+        setup: go on despite critical findings, turn auth on; rotate-ca: remove the old CA
+        now instead of after the grace period.
+        """
+        return self in (JobKind.SETUP, JobKind.ROTATE_CA)
 
     @classmethod
     def parse(cls, name: str) -> JobKind:
@@ -52,6 +57,7 @@ class JobKind(StrEnum):
 
 def job_definitions(settings: Settings) -> dict[str, JobDefinition]:
     """Every job kind's definition, built for ``settings``."""
+    from berth.jobs.ca_rotation import ca_rotation_kind
     from berth.jobs.distribute import distribute_kind
     from berth.jobs.gc import gc_kind
     from berth.jobs.retention import retention_kind
@@ -62,6 +68,7 @@ def job_definitions(settings: Settings) -> dict[str, JobDefinition]:
         JobKind.SETUP: setup_kind(settings),
         JobKind.ROTATE_CERTS: rotation_kind(settings),
         JobKind.DISTRIBUTE_CA: distribute_kind(settings),
+        JobKind.ROTATE_CA: ca_rotation_kind(settings),
         JobKind.RETENTION: retention_kind(settings),
         JobKind.GC: gc_kind(settings),
     }

@@ -42,7 +42,7 @@ TARGETS = (rc.CERT_TARGET, rc.KEY_TARGET)
 OVERLAP = ("current", "next")
 
 
-class _Rotation(DeployRun):
+class CertificateRotation(DeployRun):
     """One rotation run; the new private key lives only here until it is a Swarm secret."""
 
     def __init__(self, settings: Settings):
@@ -206,9 +206,14 @@ def restore(settings: Settings, ctx: StepContext, error: Exception) -> None:
             raise JobFailed(f"The service {settings.swarm_service} is gone; run setup.")
         since = datetime.fromisoformat(result["update_sent_at"])
         using = {r.get("SecretName") for r in sd.references(service["Spec"], "secret").values()}
+        policy = service["Spec"].get("UpdateConfig")
         if using & set(new):
             since = sd.now_utc()
             spec = sd.with_references(service["Spec"], "secret", result["old"]["references"])
+            # Swarm's own rollback of this update would return to its previous spec: the new secrets.
+            # A task failing while the old ones come back (on the host network a replacement can meet
+            # its predecessor's port) is restarted by the restart policy instead.
+            spec["UpdateConfig"] = {**(policy or {}), "FailureAction": "continue"}
             sd.apply_spec(client, service["ID"], spec)
             ctx.log(f"Rolled the service back to the old secrets {', '.join(result['old']['secrets'])}.")
         else:
@@ -216,12 +221,15 @@ def restore(settings: Settings, ctx: StepContext, error: Exception) -> None:
         timeout = max(settings.swarm_converge_timeout, sd.RESTORE_MIN_SECONDS)
         took = sd.wait_converged(client, service["ID"], timeout=timeout, since=since, restore=True, log=ctx.log)
         ctx.log(f"The service runs the old spec again ({took:.1f} s).")
-        served = served_certificate(settings.registry_url, settings.ca_dir / "ca.crt")
-        if served.info is not None and served.info.sha256 == result["old"]["fingerprint"]:
-            ctx.log(f"The old certificate is served again: {served.info.sha256}.")
-        else:
-            found = served.info.sha256 if served.info else served.error
-            ctx.log(f"WARNING: the registry does not serve the old certificate again ({found}).")
+        restored = find_service(client, settings.swarm_service)
+        if using & set(new) and policy is not None and restored is not None:
+            sd.apply_spec(client, restored["ID"], {**restored["Spec"], "UpdateConfig": policy})  # restarts no task
+            ctx.log(f"Put the update policy back (failure action {policy.get('FailureAction')}).")
+        try:
+            verify_served(settings, result["old"]["fingerprint"], ctx)
+            ctx.log(f"The old certificate is served again: {result['old']['fingerprint']}.")
+        except JobFailed as exc:
+            ctx.log(f"WARNING: the registry does not serve the old certificate again: {exc.message}")
     for name in new:
         problem = sd.remove_secret(client, name)
         ctx.log(f"Removed the new secret {name}." if problem is None else f"Could not remove {name}: {problem}")
@@ -231,5 +239,7 @@ def restore(settings: Settings, ctx: StepContext, error: Exception) -> None:
 def rotation_kind(settings: Settings) -> JobDefinition:
     """The ``rotate-certs`` job kind for ``settings``."""
     return JobDefinition(
-        JobKind.ROTATE_CERTS, lambda options: _Rotation(settings).steps(), lambda ctx, exc: restore(settings, ctx, exc)
+        JobKind.ROTATE_CERTS,
+        lambda options: CertificateRotation(settings).steps(),
+        lambda ctx, exc: restore(settings, ctx, exc),
     )

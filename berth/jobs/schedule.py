@@ -1,19 +1,25 @@
-"""The daily retention run: BERTH_RETENTION_SCHEDULE (HH:MM, UTC), checked by every job runner's thread.
+"""Scheduled jobs, checked by every job runner's thread on each poll.
 
-Every worker's runner checks on each poll; the first to see the time past today's slot
-records a ``retention`` job as the user ``schedule``. A second worker finds that job (the
-store's one-per-kind rule refuses a second while it is queued or running, and a finished
-one of today counts too), so the run happens once a day across workers.
+The daily retention run (BERTH_RETENTION_SCHEDULE, HH:MM UTC): the first worker to see the
+time past today's slot records a ``retention`` job as the user ``schedule``. A second worker
+finds that job (the store's one-per-kind rule refuses a second while it is queued or
+running, and a finished one of today counts too), so the run happens once a day.
+
+The end of a CA rotation's overlap: once the grace period has passed, a ``rotate-ca`` job
+removes the old CA (checked at most once a minute; the store's one-per-kind rule again
+keeps it to one job).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from berth.errors import Conflict
+from berth.tls.authority import Authority
 
 if TYPE_CHECKING:
     from berth.config import Settings
@@ -23,6 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SCHEDULER = "schedule"
+CA_CHECK_SECONDS = 60.0
 
 
 def due(schedule: str, now: datetime, last_run: datetime | None) -> bool:
@@ -51,5 +58,43 @@ def retention_tick(settings: Settings, store: JobStore) -> Callable[[JobRunner],
             log.info("queued the scheduled retention run (%s UTC)", schedule)
         except Conflict:
             pass  # another worker queued it, or an admin's run is active
+
+    return tick
+
+
+def ca_overlap_tick(settings: Settings) -> Callable[[JobRunner], None]:
+    """The runner's tick that queues ``rotate-ca`` once a CA rotation's grace period has passed."""
+    authority = Authority(settings.ca_dir)
+    checked = [0.0]
+
+    def tick(runner: JobRunner) -> None:
+        from berth.jobs.kinds import JobKind
+
+        if time.monotonic() - checked[0] < CA_CHECK_SECONDS:
+            return
+        checked[0] = time.monotonic()
+        try:
+            state = authority.state()
+        except (OSError, ValueError, TypeError):
+            log.exception("cannot read the CA rotation record in %s", settings.ca_dir)
+            return
+        if state is None or not state.removal_due():
+            return
+        try:
+            runner.submit(JobKind.ROTATE_CA, SCHEDULER, "127.0.0.1", JobKind.ROTATE_CA.options(False))
+            log.info("queued rotate-ca: the overlap of the old and the new CA has ended")
+        except Conflict:
+            pass  # already queued or running
+
+    return tick
+
+
+def scheduled_ticks(settings: Settings, store: JobStore) -> Callable[[JobRunner], None]:
+    """Every scheduled check, as the one tick the runner calls."""
+    ticks = [t for t in (retention_tick(settings, store), ca_overlap_tick(settings)) if t is not None]
+
+    def tick(runner: JobRunner) -> None:
+        for each in ticks:
+            each(runner)
 
     return tick

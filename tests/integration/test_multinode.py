@@ -4,8 +4,12 @@ One ``devstack up --nodes 3`` per module (three engines, each in its own network
 and UTS namespaces, one Swarm, nginx in front). The jobs take over the devstack's
 ``registry`` service (same port, the balancer's) and run through the real JobStore and
 JobRunner. A client pulls the self-test image through the balancer every 100 ms during
-``rotate-certs``: a new TLS connection verified against the CA for each pull, the manifest
-and every blob checked against their digests. Figures are printed; run with ``-s``.
+``rotate-certs`` and ``rotate-ca``: a new TLS connection verified against the CA for each
+pull, the manifest and every blob checked against their digests. Figures are printed; run
+with ``-s``.
+
+Berth's own HTTPS (the token realm clients fetch tokens from) has a certificate from a CA
+of its own, as a company's web server would: replacing the registry's CA must not touch it.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from werkzeug.serving import make_server
 
 from berth.audit import AuditLog
@@ -35,7 +40,9 @@ from berth.registry.client import RegistryClient
 from berth.swarm.inspect import docker_client, find_service
 from berth.swarm.nodecheck import apply_storage_labels, check_nodes
 from berth.swarm.noderules import STORAGE_LABEL, NodeReport
-from berth.tls.certs import fingerprint
+from berth.tls.authority import Authority
+from berth.tls.certs import fingerprint, served_certificate
+from berth.tls.issue import create_ca, issue_server_certificate, load_ca, write_private
 from devstack.nodes import set_storage
 from devstack.ports import free_port
 from tests.helpers import AuthActions, make_app, need, running_devstack
@@ -56,17 +63,20 @@ class Cluster:
     client: object
     state_dir: Path
     env: dict[str, str]
+    web_ca: Path  # the CA of Berth's own HTTPS certificate
 
-    def registry(self, username: str = "alice", password: str = "alice-pw") -> RegistryClient:  # noqa: S107
-        """A client of the registry through the balancer, getting tokens from the Berth the test serves."""
+    def registry(self, username: str = "alice", password: str = "alice-pw", ca: Path | None = None) -> RegistryClient:  # noqa: S107
+        """A client of the registry through the balancer (trusting ``ca``, default Berth's ``ca.crt``), with tokens."""
         s = self.settings
         realms = (s.public_url,) if s.public_url else ()
-        return RegistryClient(s.registry_url, ca_bundle=s.ca_dir / "ca.crt", username=username,
+        bundle = self.state_dir / f"client-{threading.get_ident()}.pem"
+        bundle.write_bytes((ca or s.ca_dir / "ca.crt").read_bytes() + self.web_ca.read_bytes())
+        return RegistryClient(s.registry_url, ca_bundle=bundle, username=username,
                               password=password, timeout=5.0, token_realms=realms)  # fmt: skip
 
-    def run(self, kind: str, options: dict | None = None) -> JobRecord:
-        """Queue and run one job of ``kind`` to its end; print its duration."""
-        kinds = job_definitions(self.settings)
+    def run(self, kind: str, options: dict | None = None, settings: Settings | None = None) -> JobRecord:
+        """Queue and run one job of ``kind`` to its end (with other ``settings``); print its duration."""
+        kinds = job_definitions(settings or self.settings)
         self.store.create(kinds[kind], "alice", "127.0.0.1", options or {})
         job = JobRunner(self.store, lambda: kinds).run(self.store.claim("test"))
         error = f" ({job.error})" if job.error else ""
@@ -85,6 +95,7 @@ class Cluster:
         cert_dir = self.state_dir / "skopeo-certs"
         cert_dir.mkdir(exist_ok=True)
         shutil.copy(self.settings.ca_dir / "ca.crt", cert_dir / "ca.crt")
+        shutil.copy(self.web_ca, cert_dir / "berth-web-ca.crt")  # every *.crt there is a trusted CA
         ref = f"docker://{self.settings.registry_host}/{REPOSITORY}:{TAG}"
         done = subprocess.run(
             ["skopeo", "inspect", "--cert-dir", str(cert_dir), "--creds", ":".join(PULLER),
@@ -100,6 +111,7 @@ class Puller(threading.Thread):
     """Pulls the self-test image every ``interval`` s until stopped (at most ``limit`` s)."""
 
     cluster: Cluster
+    ca: Path | None = None  # the CA file this client trusts (default: Berth's ca.crt)
     interval: float = 0.1
     limit: float = 300.0
     pulls: int = 0
@@ -114,7 +126,7 @@ class Puller(threading.Thread):
 
     def pull(self) -> None:
         """One pull on new connections: the manifest and each blob, each checked against its digest."""
-        client = self.cluster.registry(*PULLER)
+        client = self.cluster.registry(*PULLER, ca=self.ca)
         try:
             manifest = json.loads(client.manifest(REPOSITORY, TAG).data)
             for blob in [manifest["config"], *manifest["layers"]]:
@@ -150,7 +162,9 @@ class Puller(threading.Thread):
         """One line of figures."""
         return (f"[figures] {what}: {self.pulls} pulls, {len(self.failures)} failed, "
                 f"{len(self.retried)} needed a retry, longest pause between "
-                f"good pulls {self.longest:.2f} s, slowest pull {self.slowest:.2f} s")  # fmt: skip
+                f"good pulls {self.longest:.2f} s, slowest pull {self.slowest:.2f} s"
+                + "".join(f"\n  first try failed at {line}" for line in self.retried[:5])
+                + "".join(f"\n  FAILED at {line}" for line in self.failures[:5]))  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -171,18 +185,20 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             "BERTH_BACKGROUND": "false",
         }
         settings = Settings.from_env(environment)
-        # Berth serves the token realm over HTTPS with the devstack's certificate (clients ask it; the registry never).
+        # Berth serves the token realm over HTTPS (clients ask it; the registry never), from a CA of its own.
+        web_ca = create_ca(root / "web-ca")
+        web_cert = issue_server_certificate(web_ca, load_ca(root / "web-ca")[1], ["127.0.0.1"], 30)
+        (root / "web.crt").write_bytes(web_cert.certificate_pem)
+        write_private(root / "web.key", web_cert.key_pem)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(
-            str(Path(state_dir) / "tls" / "server.crt"), str(Path(state_dir) / "tls" / "server.key")
-        )
+        context.load_cert_chain(str(root / "web.crt"), str(root / "web.key"))
         server = make_server("127.0.0.1", port, make_app(settings), threaded=True, ssl_context=context)
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         db = Database(settings.database_path)
         client = docker_client(settings.docker_host, timeout=30)
         try:
-            yield Cluster(settings, JobStore(db, AuditLog(db)), client, state_dir, env)
+            yield Cluster(settings, JobStore(db, AuditLog(db)), client, state_dir, env, root / "web-ca" / "ca.crt")
         finally:
             server.shutdown()
             thread.join(5)
@@ -230,10 +246,9 @@ def test_no_pull_fails_during_rotate_certs(cluster: Cluster) -> None:
     print(puller.report("pulls through the balancer during rotate-certs on 2 replicas"))
     assert job.status == "succeeded", _logs(job)
     assert puller.pulls >= 20
-    # The goal is 0. Measured: 0 of 110-124 on a quiet machine; under load a few pulls meet a
-    # replica as it stops (the connection ends inside the TLS handshake, behind the balancer)
-    # and 1 of 95 failed its retry too. Bounded here, reported in the README and the figures.
-    assert len(puller.failures) <= max(2, puller.pulls // 50), puller.failures[:5]
+    # 0 failed pulls. A first try may still meet a replica closing its listener with a connection
+    # queued (reset inside the TLS handshake): the client tries once more after 0.1 s (counted apart).
+    assert puller.failures == []
     assert cluster.skopeo() == digest
     assert len(set(cluster.task_nodes())) == 2
 
@@ -319,3 +334,72 @@ def test_status_and_health_show_every_node(cluster: Cluster) -> None:
     AuthActions(client).login("olivia")
     page = client.get("/health").get_data(as_text=True)
     assert "<h2>Nodes</h2>" in page and all(f"<td>node{i}</td>" in page for i in range(1, NODES + 1))
+
+
+def _certs_in(path: Path) -> list[str]:
+    return [fingerprint(c) for c in x509.load_pem_x509_certificates(path.read_bytes())]
+
+
+def test_a_failed_roll_onto_the_new_ca_puts_the_old_one_back(cluster: Cluster) -> None:
+    """The roll times out (no roll converges in 0.5 s): old certificate and CA back, the new CA staged."""
+    settings = cluster.settings
+    old = _ca_fingerprint(cluster)
+    job = cluster.run("rotate-ca", settings=settings.replace(swarm_converge_timeout=0.5))
+    assert job.status == "failed", _logs(job)
+    assert "stays staged: run rotate-ca again" in _logs(job)
+    state = Authority(settings.ca_dir).state()
+    assert state is not None and state.phase == "trusted" and state.old == old
+    assert _certs_in(settings.ca_dir / "ca.crt") == [old, state.new]  # the old CA issues; Berth verifies either
+    only_old = cluster.state_dir / "only-old-ca.crt"
+    only_old.write_bytes(x509.load_pem_x509_certificates((settings.ca_dir / "ca.crt").read_bytes())[0].public_bytes(
+        serialization.Encoding.PEM))  # fmt: skip
+    handshakes = [served_certificate(settings.registry_url, only_old) for _ in range(6)]  # every replica, round-robin
+    assert all(h.verified for h in handshakes), [h.error for h in handshakes if not h.verified] + [_logs(job)]
+    assert cluster.skopeo().startswith("sha256:")
+
+
+def test_rotate_ca_with_overlap_and_no_failed_pull(cluster: Cluster) -> None:
+    """rotate-ca on 2 replicas, resumed from a staged CA, with a client on node1 trusting what node1 holds."""
+    settings = cluster.settings
+    node_ca = {f"node{i}": cluster.state_dir / "nodes" / f"node{i}" / "certs.d" / settings.registry_host / "ca.crt"
+               for i in range(1, NODES + 1)}  # fmt: skip
+    old = _ca_fingerprint(cluster)
+    assert all(old in _certs_in(path) for path in node_ca.values())
+    staged = Authority(settings.ca_dir).stage(settings.registry_hostnames)  # kept from the failed run before
+    digest = cluster.skopeo()
+    puller = Puller(cluster, ca=node_ca["node1"])
+    puller.start()
+    try:
+        time.sleep(1.0)  # a baseline before the rotation starts
+        overlap = cluster.run("rotate-ca")
+        assert overlap.status == "succeeded", _logs(overlap)
+        assert "Resuming the CA rotation" in _logs(overlap) and overlap.result["ca"]["new"] == staged.new
+        assert overlap.result["ca"]["phase"] == "overlap"
+        assert all(_certs_in(path) == [staged.new, old] for path in node_ca.values())
+        assert _certs_in(settings.ca_dir / "ca.crt") == [staged.new, old]
+        trust = _trust_page(cluster)
+        assert "The CA is being replaced" in trust and staged.new in trust and old in trust
+        waiting = cluster.run("rotate-ca")  # no confirm, grace period not over: nothing changes
+        assert waiting.status == "succeeded" and "stays trusted until" in _logs(waiting), _logs(waiting)
+        assert all(_certs_in(path) == [staged.new, old] for path in node_ca.values())
+        done = cluster.run("rotate-ca", {"confirm": True})
+        assert done.status == "succeeded", _logs(done)
+        time.sleep(1.0)
+    finally:
+        puller.stop.set()
+        puller.join(timeout=30)
+    print(puller.report("pulls through the balancer during rotate-ca on 2 replicas (all three runs)"))
+    assert puller.pulls >= 20
+    assert puller.failures == []
+    assert all(_certs_in(path) == [staged.new] for path in node_ca.values())
+    assert _certs_in(settings.ca_dir / "ca.crt") == [staged.new] and Authority(settings.ca_dir).state() is None
+    served = served_certificate(settings.registry_url, node_ca["node2"])  # the new CA alone verifies it
+    assert served.verified, served.error
+    assert cluster.skopeo() == digest
+    assert len(set(cluster.task_nodes())) == 2
+
+
+def _trust_page(cluster: Cluster) -> str:
+    client = make_app(cluster.settings.replace(background=False)).test_client()
+    AuthActions(client).login("dave")
+    return client.get("/trust").get_data(as_text=True)

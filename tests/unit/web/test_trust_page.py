@@ -57,3 +57,28 @@ def test_the_check_passes_for_the_real_ca_and_fails_for_another(offline_settings
     create_ca(other / "ca")
     (other / "berth-ca.crt").write_text((other / "ca" / "ca.crt").read_text())
     assert subprocess.run(["sh", "-c", check], cwd=other).returncode != 0
+
+
+def test_during_a_ca_rotation_the_page_shows_both_cas_and_ca_crt_holds_both(offline_settings):
+    from cryptography import x509
+
+    from berth.tls.authority import Authority
+    from berth.tls.certs import fingerprint
+
+    _, old_pem = trust_page(offline_settings)
+    authority = Authority(offline_settings.ca_dir)
+    state = authority.stage(("registry.pure.lab.com",))
+    authority.trust_both()
+    authority.issue_from_new()
+    app = make_app(offline_settings)
+    record = app.extensions["berth"].sessions.create("dave", "uid=dave", "Dave", Role.DEVELOPER, "127.0.0.1")
+    client = app.test_client()
+    with client.session_transaction() as session:
+        session["_user_id"] = record.id
+    body = client.get("/trust").get_data(as_text=True)
+    assert "The CA is being replaced" in body and state.old in body and state.new in body
+    served = client.get("/ca.crt").get_data()
+    assert [fingerprint(c) for c in x509.load_pem_x509_certificates(served)] == [state.new, state.old]
+    check = next(c for c in commands(body) if "certs.d" in c).splitlines()[1].split("\\")[0].strip()
+    assert state.new.replace(":", "").lower() in check  # the commands check the new CA, first in the bundle
+    assert old_pem.strip() in served.decode()
