@@ -12,8 +12,10 @@ and one that failed is skipped for ``SKIP_SECONDS`` (unless every one is).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import socket
 import ssl
 import threading
 import time
@@ -112,6 +114,7 @@ class Servers:
             conn = self.connection(url, user, password)
             try:
                 conn.open()
+                no_delay(conn)
                 if self.start_tls and not url.lower().startswith("ldaps://") and not conn.start_tls():
                     raise DirectoryMisconfigured(f"{url} refused StartTLS: {conn.result.get('description')}")
                 return conn, url
@@ -158,6 +161,18 @@ class Servers:
             detail = f"{url} refused the service account {who}: {message}"
         log.error("directory misconfigured: %s (%s)", detail, message)
         raise DirectoryMisconfigured(detail)
+
+
+def no_delay(conn: Connection) -> None:
+    """Send each LDAP message at once (TCP_NODELAY) instead of waiting for the last one's ACK.
+
+    A bind is the first small write after the TLS handshake: with Nagle on, it waited for the
+    ACK of the handshake's last flight, which the server delays (40 ms on Linux). Measured
+    against slapd with StartTLS: the first bind on a connection took 41-44 ms, 0.6-0.8 ms with
+    this, and every login does two (the service account, then the user).
+    """
+    with contextlib.suppress(OSError, AttributeError):  # no socket (a failed open): nothing to tune
+        conn.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def search(conn: Connection, base: str, search_filter: str, attributes: Sequence[str], size_limit: int = 0) -> list:

@@ -248,3 +248,20 @@ def test_nested_groups_by_walking_the_directory(settings, nested, role):
     client = make_app(settings.replace(ldap_nested_groups=nested)).test_client()
     assert _login(client, "erin", "erin-pw").status_code == 303
     assert f"role-{role}" in client.get("/").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("ldaps", [False, True])
+def test_directory_connections_send_without_delay(stack, settings, ldaps):
+    """TCP_NODELAY on StartTLS and ldaps:// connections: a bind is not held back by Nagle (40 ms each)."""
+    import socket
+
+    from berth.auth.connection import Servers
+
+    url = stack["DEVSTACK_LDAPS_URL"] if ldaps else settings.ldap_url
+    servers = Servers([url], start_tls=not ldaps, ca_file=settings.ldap_ca, timeout=5.0)
+    conn, _ = servers.open(settings.ldap_bind_dn, settings.ldap_bind_password)
+    try:
+        assert conn.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+        assert conn.bind()
+    finally:
+        conn.unbind()
