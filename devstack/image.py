@@ -1,19 +1,25 @@
 """Berth's own image on the devstack engine, with nothing pulled: ``up --swarm --with-berth-image``.
 
 1. A Debian base image made here, once per machine: ``debootstrap --variant=minbase
-   --include=python3,python3-venv bookworm`` from the mirror apt already uses, trimmed
+   --include=python3,python3-venv,nginx bookworm`` from the mirror apt already uses, trimmed
    (docs, man pages, locales, apt lists and caches) and tarred into the machine-wide cache
-   (``$XDG_CACHE_HOME/berth-devstack/base.tar``, default ``~/.cache``), reused by every run
-   and state directory. A lock makes concurrent first builds wait for one another.
+   (``$XDG_CACHE_HOME/berth-devstack/base-<packages>.tar``, default ``~/.cache``), reused by
+   every run and state directory. A lock makes concurrent first builds wait for one another.
+   nginx is there for the stack's front (``berth-front:devstack``, step 4): the test
+   engines pull nothing, so the official nginx image is out of reach.
 2. ``docker import`` of that tar as ``berth-base:test`` on the devstack engine.
 3. The wheels of ``requirements.txt`` in ``build/wheels`` (offline from what is there, else
    ``pip wheel`` from the index, as ``make image`` does), then ``docker build`` of the
    project's ``Dockerfile`` with ``BASE=berth-base:test`` on the host network.
+4. ``berth-front:devstack``: the same base running Debian's nginx in the foreground, the
+   image ``stack.yml``'s front service runs in the deployed-stack tests.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
+import io
 import os
 import re
 import shutil
@@ -32,6 +38,12 @@ SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 BASE_IMAGE = "berth-base:test"
 BERTH_IMAGE = "berth:devstack"
+FRONT_IMAGE = "berth-front:devstack"
+#: What debootstrap adds to minbase (the cached tar's name carries a hash of it).
+PACKAGES = ("python3", "python3-venv", "nginx")
+FRONT_DOCKERFILE = f"""FROM {BASE_IMAGE}
+CMD ["nginx", "-e", "stderr", "-g", "daemon off;"]
+"""
 #: What a container never needs: removed from the root filesystem before it is tarred.
 TRIM = (
     "usr/share/doc",
@@ -95,7 +107,7 @@ def base_tar(log: Path) -> tuple[Path, float]:
     """The cached base root filesystem as a tar, made first if missing; ``(path, seconds spent)``."""
     cache = cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
-    target = cache / "base.tar"
+    target = cache / f"base-{hashlib.sha256(','.join(PACKAGES).encode()).hexdigest()[:8]}.tar"
     began = time.monotonic()
     with open(cache / "base.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # a concurrent first build: wait, then reuse its tar
@@ -109,7 +121,7 @@ def _make_base_tar(target: Path, log: Path) -> None:
         raise ImageError(f"{DEBOOTSTRAP} is not installed (Debian package debootstrap)")
     work = Path(tempfile.mkdtemp(prefix="base-", dir=target.parent))
     rootfs = work / "rootfs"
-    argv = [DEBOOTSTRAP, "--variant=minbase", "--include=python3,python3-venv", SUITE, str(rootfs), debian_mirror()]
+    argv = [DEBOOTSTRAP, "--variant=minbase", f"--include={','.join(PACKAGES)}", SUITE, str(rootfs), debian_mirror()]
     try:
         _run(argv, log, "debootstrap")
         for relative in TRIM:
@@ -183,8 +195,17 @@ def build_berth(client: docker.DockerClient, tag: str = BERTH_IMAGE, project: Pa
     return str(image.id)
 
 
+def build_front(client: docker.DockerClient, tag: str = FRONT_IMAGE) -> str:
+    """``docker build`` the front's image (Debian's nginx in the foreground) on the base; its ID."""
+    try:
+        image, _ = client.images.build(fileobj=io.BytesIO(FRONT_DOCKERFILE.encode()), tag=tag, rm=True)
+    except docker.errors.BuildError as exc:
+        raise ImageError(f"docker build of the front failed: {exc.msg}") from exc
+    return str(image.id)
+
+
 def berth_image(client: docker.DockerClient, log: Path) -> dict[str, float]:
-    """Make (or reuse) the base, import it, build Berth's image; return each step's seconds."""
+    """Make (or reuse) the base, import it, build Berth's image and the front's; return each step's seconds."""
     timings: dict[str, float] = {}
     tar, timings["base_tar"] = base_tar(log)
     mark = time.monotonic()
@@ -196,4 +217,5 @@ def berth_image(client: docker.DockerClient, log: Path) -> dict[str, float]:
     mark = time.monotonic()
     build_berth(client)
     timings["berth_build"] = time.monotonic() - mark
+    build_front(client)
     return timings

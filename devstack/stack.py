@@ -403,7 +403,7 @@ def _add_berth_image(paths: _Paths, environment: dict[str, str]) -> dict[str, st
     finally:
         client.close()
     state = json.loads(paths.state.read_text())
-    environment = environment | {"BERTH_IMAGE": image.BERTH_IMAGE}
+    environment = environment | {"BERTH_IMAGE": image.BERTH_IMAGE, "DEVSTACK_FRONT_IMAGE": image.FRONT_IMAGE}
     timings = dict(state.get("swarm_timings", {})) | steps
     _record(paths, state["ports"], environment, timings)
     return environment

@@ -3,8 +3,11 @@
 :class:`BerthStack` does what the README's deployment section tells an operator to do,
 with the devstack's slapd, registry, CA and engine in place of the real ones: the Swarm
 secrets, the node label, the existing CA copied into Berth's volume with the image itself,
-then ``docker stack deploy`` with settings from the environment (the front's replicas set
-to 0: the test talks to Berth's loopback port). It uses Debian's docker CLI
+then ``docker stack deploy`` with settings from the environment. The front runs
+``deploy/nginx.conf`` with only its two ports changed (it listens on a free loopback port,
+:attr:`BerthStack.front_url`, and proxies to Berth's) in Debian's nginx
+(``berth-front:devstack``, since nothing can be pulled here); the tests also talk to
+Berth's loopback port directly, as the front does. It uses Debian's docker CLI
 (``/usr/bin/docker``, 20.10) when there is one, since that is what the file must suit.
 """
 
@@ -60,6 +63,9 @@ class BerthStack:
         self.image = image
         self.port = free_port()
         self.base_url = f"http://{LOOPBACK}:{self.port}"
+        self.front_port = free_port()
+        self.front_url = f"https://{LOOPBACK}:{self.front_port}"
+        self.front_image = env.get("DEVSTACK_FRONT_IMAGE")
         self.socket = env["DOCKER_HOST"].removeprefix("unix://")
         self.warnings = ""
 
@@ -93,9 +99,30 @@ class BerthStack:
         mounts = ["-v", f"{VOLUME}:/data", "-v", f"{state / 'ca'}:/import:ro"]
         self.docker("run", "--rm", "--network", "none", "--user", "0", *mounts, self.image, "sh", "-c", copy)
 
+    def front_config(self) -> Path:
+        """``deploy/nginx.conf`` with this stack's ports (listen, Berth's), written to the state directory."""
+        conf = (PROJECT / "deploy" / "nginx.conf").read_text()
+        for old, new in {
+            "listen 443 ssl;": f"listen {LOOPBACK}:{self.front_port} ssl;",
+            "server 127.0.0.1:8000;": f"server {LOOPBACK}:{self.port};",
+        }.items():
+            if old not in conf:
+                raise DeployError(f"deploy/nginx.conf no longer has {old!r}")
+            conf = conf.replace(old, new)
+        path = Path(self.env["DEVSTACK_STATE_DIR"]) / "front-nginx.conf"
+        path.write_text(conf)
+        return path
+
     def stack_env(self) -> dict[str, str]:
         """The variables ``docker stack deploy`` reads stack.yml's ``${...}`` from."""
         socket_gid = str(os.stat(self.socket).st_gid)
+        front = {"BERTH_FRONT_REPLICAS": "0", "BERTH_FRONT_IMAGE": self.image}  # any local image: nothing is pulled
+        if self.front_image:
+            front = {
+                "BERTH_FRONT_REPLICAS": "1",
+                "BERTH_FRONT_IMAGE": self.front_image,
+                "BERTH_NGINX_CONF": str(self.front_config()),
+            }
         return {k: self.env[k] for k in PASSED if k in self.env} | {
             "BERTH_IMAGE": self.image,
             "BERTH_BIND": f"{LOOPBACK}:{self.port}",
@@ -105,8 +132,7 @@ class BerthStack:
             "BERTH_LDAP_START_TLS": self.env.get("BERTH_LDAP_START_TLS", "false"),
             # the devstack CA signed slapd's certificate; a copy apart from Berth's CA dir, which rotate-ca rewrites
             "BERTH_LDAP_CA": "/data/directory-ca.crt",
-            "BERTH_FRONT_REPLICAS": "0",
-            "BERTH_FRONT_IMAGE": self.image,  # any local image: nothing is pulled
+            **front,
             "DOCKER_GID": socket_gid,
             "DOCKER_SOCKET": self.socket,
         }
@@ -135,6 +161,21 @@ class BerthStack:
                 time.sleep(0.1)
         tasks = self.docker("service", "ps", "--no-trunc", SERVICE)
         raise DeployError(f"Berth not healthy in {timeout:.0f}s: {tasks[-800:]}")
+
+    def wait_front(self, ca: Path, timeout: float = 60) -> float:
+        """Seconds until the front answers ``/healthz`` over TLS verified with ``ca``; DeployError if never."""
+        began = time.monotonic()
+        with requests.Session() as session:
+            session.trust_env = False
+            while time.monotonic() - began < timeout:
+                try:
+                    if session.get(f"{self.front_url}/healthz", timeout=2, verify=str(ca)).status_code == 200:
+                        return time.monotonic() - began
+                except requests.RequestException:
+                    pass
+                time.sleep(0.2)
+        tasks = self.docker("service", "ps", "--no-trunc", f"{STACK}_nginx")
+        raise DeployError(f"the front did not answer in {timeout:.0f}s: {tasks[-800:]}")
 
     def container(self) -> str:
         """The ID of Berth's running container."""

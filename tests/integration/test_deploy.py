@@ -2,8 +2,9 @@
 
 One ``devstack up --swarm --with-berth-image`` per module (the base image comes from the
 machine-wide cache after the first run), then the stack exactly as the README deploys it
-(:mod:`devstack.stackdeploy`), talking to Berth's loopback port (the nginx front has 0
-replicas here: no nginx image can be pulled). Run under the machine-wide flock. Figures
+(:mod:`devstack.stackdeploy`). The nginx front runs ``deploy/nginx.conf`` (its two ports
+changed) in Debian's nginx, since no image can be pulled here; most tests talk to Berth's
+loopback port as the front does, one goes through the front. Run under the machine-wide flock. Figures
 (time to healthy, longest time answering with an error during an update) are printed;
 run with ``-s`` to see them.
 """
@@ -15,6 +16,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
@@ -61,6 +63,29 @@ def status(stack: BerthStack, want=lambda parts: True, timeout: float = 60) -> d
         if (checked and want(parts)) or time.monotonic() > deadline:
             return parts
         time.sleep(0.5)
+
+
+def test_the_front_serves_berth_over_tls(deployed):
+    """stack.yml's front: TLS verified with the devstack CA, X-Forwarded-Proto believed, a login, static caching."""
+    ca = Path(deployed.env["DEVSTACK_STATE_DIR"]) / "ca" / "ca.crt"  # signed the front's certificate (tls/server.crt)
+    print(f"\n[figures] the front answers over TLS {deployed.wait_front(ca):.1f}s after Berth")
+    front = requests.Session()
+    front.trust_env, front.verify = False, str(ca)
+    page = front.get(f"{deployed.front_url}/login", timeout=10)
+    assert page.status_code == 200, page.text[:300]
+    assert page.headers["Strict-Transport-Security"].startswith("max-age=")  # https, as the front told Berth
+    direct = requests.get(f"{deployed.base_url}/login", timeout=10)
+    assert "Strict-Transport-Security" not in direct.headers  # plain HTTP straight to Berth: no HSTS
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token, "no CSRF token on /login"
+    data = {"username": "dave", "password": DEMO["dave"][0], "csrf_token": token.group(1)}
+    browser = {"Origin": deployed.front_url, "Referer": f"{deployed.front_url}/login"}  # HTTPS: CSRF checks them
+    answer = front.post(f"{deployed.front_url}/login", data=data, headers=browser, timeout=10, allow_redirects=False)
+    assert answer.status_code == 303, answer.text[:300]
+    assert front.get(f"{deployed.front_url}/repositories", timeout=10).status_code == 200
+    css = front.get(f"{deployed.front_url}/static/css/berth.css", timeout=10)
+    assert css.status_code == 200 and css.headers["Cache-Control"] == "public, max-age=86400"
+    front.close()
 
 
 def test_the_service_runs_locked_down(deployed):
