@@ -43,7 +43,7 @@ def test_stack_locks_berth_down_and_publishes_only_the_front():
     assert {v["type"]: v["target"] for v in berth["volumes"]}["tmpfs"] == "/tmp"
     assert all(name.endswith("_FILE") for name in berth["environment"] if "PASSWORD" in name or "SECRET" in name)
     assert stack["networks"]["hostnet"] == {"external": True, "name": "host"}
-    assert stack["configs"]["berth_nginx_conf"]["file"] == "./deploy/nginx.conf"
+    assert stack["configs"]["berth_nginx_conf"]["file"] == "${BERTH_NGINX_CONF:-./deploy/nginx.conf}"
     assert {s["source"] for s in front["secrets"]} == {"berth_tls_crt", "berth_tls_key"}
 
 
