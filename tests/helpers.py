@@ -10,10 +10,15 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from berth.config import Settings
+
+if TYPE_CHECKING:
+    from berth.jobs.runner import JobDefinition
+    from berth.jobs.store import JobRecord, JobStore
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 DEMO = {"alice": ("alice-pw", "admin"), "olivia": ("olivia-pw", "ops"), "dave": ("dave-pw", "developer")}
@@ -90,3 +95,21 @@ class AuthActions:
     def logout(self):
         token = self.csrf_token("/")
         return self._client.post("/logout", data={"csrf_token": token})
+
+
+def run_job(
+    store: JobStore, kinds: dict[str, JobDefinition], kind: str, options: dict | None = None, show_result: bool = False
+) -> JobRecord:
+    """Record one job of ``kind`` and run it to its end here, as a worker would; print its figures."""
+    from berth.jobs.runner import JobRunner
+
+    store.create(kinds[kind], "alice", "127.0.0.1", options or {})
+    job = JobRunner(store, lambda: kinds).run(store.claim("test"))
+    extra = f"; result {job.result}" if show_result else (f" ({job.error})" if job.error else "")
+    print(f"\n[figures] {kind} job: {job.status} in {job.duration_seconds:.1f} s{extra}")
+    return job
+
+
+def job_logs(job: JobRecord) -> str:
+    """Every step of ``job`` with its status and log, for an assertion's message."""
+    return "\n".join(f"[{s.name}: {s.status}]\n{s.log}" for s in job.steps)

@@ -42,12 +42,14 @@ class _CARotation:
         self.roll = rotation.CertificateRotation(settings)
 
     def steps(self) -> list[Step]:
-        rolled = [Step(step.name, self._unless_overlapping(step.run)) for step in self.roll.steps()]
-        return [
-            Step("Make a new CA", self.stage),
+        before_overlap = [
             Step("Trust the old and the new CA on every node", self.trust),
             Step("Issue from the new CA", self.issue_from_new),
-            *rolled,
+            *self.roll.steps(),
+        ]
+        return [
+            Step("Make a new CA", self.stage),
+            *[Step(step.name, self._unless_overlapping(step.run)) for step in before_overlap],
             Step("Record the overlap", self.overlap),
             Step("Remove the old CA (after the grace period, or on confirmation)", self.remove),
         ]
@@ -73,19 +75,11 @@ class _CARotation:
         ctx.log(f"The old CA {state.old} keeps issuing until every node trusts the new one.")
 
     def trust(self, ctx: StepContext) -> None:
-        state = self._state()
-        if state.reached(Phase.OVERLAP):
-            ctx.log("Every node already trusts both CAs (recorded when the overlap began).")
-            return
         distribute(self.settings, ctx, bundle=self.authority.overlap_pem())
         self.authority.trust_both()
         ctx.log(f"Recorded: every node trusts both CAs ({self.authority.trust_path} holds the bundle).")
 
     def issue_from_new(self, ctx: StepContext) -> None:
-        state = self._state()
-        if state.reached(Phase.OVERLAP):
-            ctx.log("The new CA already issues the registry's certificate.")
-            return
         self.authority.issue_from_new()
         ctx.log(f"The new CA issues now: {self.settings.ca_dir / 'ca.crt'} holds the new and the old CA,")
         ctx.log("  so Berth verifies the registry with either while the service rolls.")
@@ -93,7 +87,7 @@ class _CARotation:
     def _unless_overlapping(self, run):
         def step(ctx: StepContext) -> None:
             if self._state().reached(Phase.OVERLAP):
-                ctx.log("Done in an earlier run: the registry serves a certificate from the new CA.")
+                ctx.log("Done in an earlier run: every node trusts both CAs and the registry serves the new one's.")
                 return
             run(ctx)
 

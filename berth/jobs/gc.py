@@ -166,7 +166,7 @@ def restore_readwrite(settings: Settings, ctx: StepContext) -> None:
     ctx.log(f"The service runs its read-write config again ({took:.1f} s).")
     ctx.result["restored"] = True
     if state.get("name"):
-        problem = maintenance.remove_object(client, state["kind"], state["name"])
+        problem = sd.remove_object(client, state["kind"], state["name"])
         ctx.log(f"Removed {state['name']}." if problem is None else f"Kept {state['name']}: {problem}")
 
 

@@ -221,8 +221,8 @@ def restore(settings: Settings, ctx: StepContext, error: Exception) -> None:
         timeout = max(settings.swarm_converge_timeout, sd.RESTORE_MIN_SECONDS)
         took = sd.wait_converged(client, service["ID"], timeout=timeout, since=since, restore=True, log=ctx.log)
         ctx.log(f"The service runs the old spec again ({took:.1f} s).")
-        restored = find_service(client, settings.swarm_service)
-        if using & set(new) and policy is not None and restored is not None:
+        if using & set(new) and policy is not None:
+            restored = find_service(client, settings.swarm_service) or service
             sd.apply_spec(client, restored["ID"], {**restored["Spec"], "UpdateConfig": policy})  # restarts no task
             ctx.log(f"Put the update policy back (failure action {policy.get('FailureAction')}).")
         try:

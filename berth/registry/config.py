@@ -125,13 +125,8 @@ def content_hash(text: str) -> str:
 
 def http_secret_of(config_text: str | None) -> str | None:
     """The ``http.secret`` of a registry ``config.yml``, if it has one."""
-    if not config_text:
-        return None
-    try:
-        config = yaml.safe_load(config_text)
-    except yaml.YAMLError:
-        return None
-    secret = ((config or {}).get("http") or {}).get("secret") if isinstance(config, dict) else None
+    http = (parse(config_text) or {}).get("http")
+    secret = http.get("secret") if isinstance(http, dict) else None
     return secret if isinstance(secret, str) and secret else None
 
 

@@ -72,7 +72,7 @@ def is_readonly(config: dict | None) -> bool:
 def switch_to(client: docker.DockerClient, service: dict, current: ConfigReference, text: str, service_name: str):
     """Create the object holding ``text`` (same kind as ``current``) and roll the service onto it.
 
-    Returns the new reference (also what :func:`remove_object` removes later).
+    Returns the new reference (also what :func:`berth.swarm.deploy.remove_object` removes later).
     """
     import hashlib
 
@@ -92,15 +92,3 @@ def put_back(client: docker.DockerClient, service_id: str, original: ConfigRefer
         return False
     sd.apply_spec(client, service_id, sd.with_references(service["Spec"], original.kind, [original.reference]))
     return True
-
-
-def remove_object(client: docker.DockerClient, kind: str, name: str) -> str | None:
-    """Remove the read-only object ``name``; None when done or gone, else why not."""
-    found = sd.find_object(client, kind, name)
-    if found is None:
-        return None
-    try:
-        (client.api.remove_secret if kind == "secret" else client.api.remove_config)(found["ID"])
-    except docker.errors.APIError as exc:
-        return str(exc.explanation or exc)
-    return None

@@ -40,7 +40,6 @@ from berth.auth.tokens import SigningKeys, TokenIssuer, signing_dir
 from berth.config import Settings
 from berth.db import Database
 from berth.jobs.rotation import rotation_kind
-from berth.jobs.runner import JobRunner
 from berth.jobs.selftest import REPOSITORY, TAG
 from berth.jobs.setup import plan, setup_kind
 from berth.jobs.store import JobRecord, JobStore
@@ -49,7 +48,7 @@ from berth.swarm import deploy as sd
 from berth.swarm.inspect import docker_client, find_service, service_config_yaml
 from berth.tls.certs import fingerprint, served_certificate
 from devstack.ports import LOOPBACK, free_port
-from tests.helpers import make_app, need, running_devstack
+from tests.helpers import job_logs, make_app, need, run_job, running_devstack
 
 SERVICE = "berth-jobs"
 pytestmark = [pytest.mark.swarm]
@@ -74,13 +73,7 @@ class Deployment:
         """Queue and run one job of ``kind`` to its end; print its duration."""
         settings = settings or self.settings
         kinds = {"setup": setup_kind(settings), "rotate-certs": rotation_kind(settings)}
-        self.store.create(kinds[kind], "alice", "127.0.0.1", options or {})
-        job = JobRunner(self.store, lambda: kinds).run(self.store.claim("test"))
-        print(
-            f"\n[figures] {kind} job: {job.status} in {job.duration_seconds:.1f} s"
-            + (f" ({job.error})" if job.error else "")
-        )
-        return job
+        return run_job(self.store, kinds, kind, options)
 
     def served(self) -> str:
         """The fingerprint the registry serves, verified against the CA (fails otherwise)."""
@@ -187,10 +180,6 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
             client.close()
 
 
-def _logs(job: JobRecord) -> str:
-    return "\n".join(f"[{s.name}: {s.status}]\n{s.log}" for s in job.steps)
-
-
 def test_setup_stops_on_a_critical_nfs_finding(deployment: Deployment) -> None:
     settings = deployment.settings.replace(nfs_path=deployment.root / "missing")
     job = deployment.run("setup", settings)
@@ -215,13 +204,13 @@ def test_setup_from_nothing(deployment: Deployment) -> None:
     access = next(i for i in items if i.what == "registry access")
     assert "need `docker login` with a directory account or an access token" in access.detail
     job = deployment.run("setup")
-    assert job.status == "succeeded", _logs(job)
+    assert job.status == "succeeded", job_logs(job)
     assert deployment.served() == job.result["fingerprint"]
     assert (s.ca_dir / "server.crt").is_file() and sorted(p.name for p in s.ca_dir.iterdir()) == [
         "ca.crt", "ca.key", "server.crt",
     ]  # fmt: skip
     assert (s.data_dir / rc.HTTP_SECRET_FILE).stat().st_mode & 0o777 == 0o600
-    logs = _logs(job)
+    logs = job_logs(job)
     assert "PRIVATE KEY" not in logs and (s.data_dir / rc.HTTP_SECRET_FILE).read_text() not in logs
     service = find_service(deployment.client, SERVICE)
     config = deployment.running_config()
@@ -258,8 +247,8 @@ def test_second_setup_changes_nothing(deployment: Deployment) -> None:
     before = (find_service(deployment.client, SERVICE)["Version"], deployment.secret_names(), deployment.config_names())
     assert {i.action for i in plan(deployment.settings)} == {"keep"}
     job = deployment.run("setup")
-    assert job.status == "succeeded", _logs(job)
-    assert job.result["changed"] == [] and "Nothing to change" in _logs(job)
+    assert job.status == "succeeded", job_logs(job)
+    assert job.result["changed"] == [] and "Nothing to change" in job_logs(job)
     after = (find_service(deployment.client, SERVICE)["Version"], deployment.secret_names(), deployment.config_names())
     assert after == before
 
@@ -271,13 +260,17 @@ def _run_on_config(deployment: Deployment, config: dict, label: str | None, name
     text = yaml.safe_dump(config).encode()
     labels = {sd.LABEL: label} if label else {}
     config_id = client.api.create_config(name=name, data=text, labels=labels)["ID"]
-    spec = copy.deepcopy(service["Spec"])
+    _apply_with_config(client, service["ID"], copy.deepcopy(service["Spec"]), config_id, name)
+
+
+def _apply_with_config(client, service_id: str, spec: dict, config_id: str, name: str) -> None:
+    """Run ``spec`` with config.yml from the Swarm config ``name`` instead of a secret; wait for it."""
     container = spec["TaskTemplate"]["ContainerSpec"]
     container["Secrets"] = [r for r in container["Secrets"] if r["File"]["Name"] != rc.CONFIG_TARGET]
     spec = sd.with_references(spec, "config", [sd.reference("config", config_id, name, rc.CONFIG_TARGET, 0o444)])
     since = sd.now_utc()
-    sd.apply_spec(client, service["ID"], spec)
-    sd.wait_converged(client, service["ID"], timeout=60, since=since)
+    sd.apply_spec(client, service_id, spec)
+    sd.wait_converged(client, service_id, timeout=60, since=since)
 
 
 def test_operator_sections_survive_setup(deployment: Deployment) -> None:
@@ -288,13 +281,13 @@ def test_operator_sections_survive_setup(deployment: Deployment) -> None:
     try:
         assert any(i.action == "update" and "notifications" in i.detail for i in plan(deployment.settings))
         job = deployment.run("setup")  # auth is Berth's already: nothing to confirm
-        assert job.status == "succeeded", _logs(job)
+        assert job.status == "succeeded", job_logs(job)
         running = deployment.running_config()
         endpoints = running["notifications"]["endpoints"]
         assert config["notifications"]["endpoints"][0] in endpoints  # the operator's endpoint survives
         assert [e["name"] for e in endpoints] == ["audit", "berth"]  # and Berth's own is added beside it
         assert running["http"]["headers"]["X-Frame-Options"] == ["DENY"]
-        assert f"Left the config {SERVICE}-operator-edit in place" in _logs(job)
+        assert f"Left the config {SERVICE}-operator-edit in place" in job_logs(job)
         assert deployment.run("setup").result["changed"] == []
     finally:
         deployment.client.api.remove_config(sd.object_id(deployment.client, "config", f"{SERVICE}-operator-edit"))
@@ -314,9 +307,9 @@ def test_turning_auth_on_needs_confirm_and_migrates_the_old_config(deployment: D
     assert refused.status == "failed" and "Anonymous access stops" in refused.error and "confirming" in refused.error
     assert find_service(deployment.client, SERVICE)["Version"] == version
     job = deployment.run("setup", options={"confirm": True})
-    assert job.status == "succeeded", _logs(job)
+    assert job.status == "succeeded", job_logs(job)
     assert deployment.anonymous("/v2/_catalog").status_code == 401
-    assert name not in deployment.config_names() and f"Removed the old config {name}." in _logs(job)
+    assert name not in deployment.config_names() and f"Removed the old config {name}." in job_logs(job)
     assert deployment.digest()  # dave still pulls, now through Berth's tokens
 
 
@@ -383,7 +376,7 @@ def test_rotation(deployment: Deployment) -> None:
     failed = [r for r in pulls.results if not r[1]]
     print(f"[figures] rotation: longest time without an answer to GET /v2/: {poller.longest:.2f} s "
           f"({poller.failures} failed polls); skopeo pulls: {len(pulls.results)}, {len(failed)} failed")  # fmt: skip
-    assert job.status == "succeeded", _logs(job)
+    assert job.status == "succeeded", job_logs(job)
     assert not [r for r in failed if re.search(r"unauthori[sz]ed|denied|401", r[2], re.I)], failed
     assert [r for r in pulls.results if r[0] > finished] and all(r[1] for r in pulls.results if r[0] > finished)
     new_fp = deployment.served()  # verified against the same CA
@@ -394,7 +387,7 @@ def test_rotation(deployment: Deployment) -> None:
     assert deployment.digest() == digest  # through a token signed with the new key
     new_bundle = keys.bundle_pem()
     assert new_bundle != old_bundle and new_bundle.count(b"BEGIN CERTIFICATE") == 2
-    assert "The registry accepts a token signed with the next key" in _logs(job)
+    assert "The registry accepts a token signed with the next key" in job_logs(job)
     fresh = TokenIssuer(SigningKeys(signing_dir(s.data_dir)).load(), s.registry_service).issue("new", []).token
     assert jwt.get_unverified_header(fresh)["x5c"] != jwt.get_unverified_header(in_flight)["x5c"]
     for token in (in_flight, fresh):  # the old key's token in flight still works, and the new key's
@@ -416,9 +409,9 @@ def test_rotation(deployment: Deployment) -> None:
 def _assert_restored(
     deployment: Deployment, job: JobRecord, old_fp: str, old_secrets: set[str], held: bytes, bundle: bytes
 ) -> None:
-    assert job.status == "failed", _logs(job)
-    assert deployment.served() == old_fp, _logs(job)
-    assert f"The old certificate is served again: {old_fp}" in _logs(job)
+    assert job.status == "failed", job_logs(job)
+    assert deployment.served() == old_fp, job_logs(job)
+    assert f"The old certificate is served again: {old_fp}" in job_logs(job)
     assert deployment.secret_names() == old_secrets  # no secret lost, the new ones removed
     assert (deployment.settings.ca_dir / "server.crt").read_bytes() == held
     assert SigningKeys(signing_dir(deployment.settings.data_dir)).bundle_pem() == bundle  # the staged key forgotten
@@ -468,11 +461,11 @@ def test_rotation_rolls_back_when_the_new_task_cannot_start(deployment: Deployme
         done.set()
         squatter.join()
     assert took.is_set()
-    assert "Wait for convergence" in [s.name for s in job.steps if s.status == "failed"], _logs(job)
+    assert "Wait for convergence" in [s.name for s in job.steps if s.status == "failed"], job_logs(job)
     assert "rolled the update back" in job.error
     _assert_restored(deployment, job, *old)
     again = deployment.run("setup")  # Swarm's own rollback left an old status behind: still nothing to change
-    assert again.status == "succeeded" and again.result["changed"] == [], _logs(again)
+    assert again.status == "succeeded" and again.result["changed"] == [], job_logs(again)
 
 
 def test_rotation_rolls_back_when_the_new_certificate_is_not_served(deployment: Deployment) -> None:
@@ -490,13 +483,7 @@ def test_rotation_rolls_back_when_the_new_certificate_is_not_served(deployment: 
         {**refs[rc.CERT_TARGET], "File": {**refs[rc.CERT_TARGET]["File"], "Name": "/run/secrets/pinned.crt"}},
         {**refs[rc.KEY_TARGET], "File": {**refs[rc.KEY_TARGET]["File"], "Name": "/run/secrets/pinned.key"}},
     ]
-    spec = sd.with_references(original, "secret", pinned)
-    container = spec["TaskTemplate"]["ContainerSpec"]
-    container["Secrets"] = [r for r in container["Secrets"] if r["File"]["Name"] != rc.CONFIG_TARGET]
-    spec = sd.with_references(spec, "config", [sd.reference("config", config_id, name, rc.CONFIG_TARGET, 0o444)])
-    since = sd.now_utc()
-    sd.apply_spec(client, service["ID"], spec)
-    sd.wait_converged(client, service["ID"], timeout=60, since=since)
+    _apply_with_config(client, service["ID"], sd.with_references(original, "secret", pinned), config_id, name)
     try:
         job = deployment.run("rotate-certs")
         assert "Verify the new certificate is served" in [s.name for s in job.steps if s.status == "failed"]
@@ -515,4 +502,4 @@ def test_rotation_rolls_back_when_the_deadline_passes(deployment: Deployment) ->
     assert "did not converge within 1 s" in job.error
     _assert_restored(deployment, job, *old)
     again = deployment.run("setup")  # and the deployment is as setup left it
-    assert again.status == "succeeded" and again.result["changed"] == [], _logs(again)
+    assert again.status == "succeeded" and again.result["changed"] == [], job_logs(again)

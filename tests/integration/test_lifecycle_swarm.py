@@ -23,14 +23,13 @@ import requests
 
 from berth.config import Settings
 from berth.jobs.kinds import job_definitions
-from berth.jobs.runner import JobRunner
 from berth.jobs.selftest import selftest_image
 from berth.jobs.store import JobRecord
 from berth.storage.disk import blob_usage
 from berth.swarm import maintenance
 from berth.swarm.inspect import docker_client, find_service
 from devstack.ports import free_port
-from tests.helpers import AuthActions, make_app, need, running_devstack
+from tests.helpers import AuthActions, job_logs, make_app, need, run_job, running_devstack
 from tests.lifecycle_images import Pushed, layer, pull, push
 
 SERVICE = "berth-life"
@@ -62,14 +61,10 @@ class Life:
         session.headers["Authorization"] = f"Bearer {self.token()}"
         return session
 
-    def run(self, kind: str, options: dict, watch=None) -> JobRecord:
+    def run(self, kind: str, options: dict) -> JobRecord:
         """Record and run one job through the app's store, as a worker would; print its figures."""
-        services = self.app.extensions["berth"]
-        kinds = job_definitions(self.settings)
-        services.jobs.create(kinds[kind], "alice", "127.0.0.1", options)
-        job = JobRunner(services.jobs, lambda: kinds).run(services.jobs.claim("test"))
-        print(f"\n[figures] {kind} job: {job.status} in {job.duration_seconds:.1f} s; result {job.result}")
-        return job
+        store = self.app.extensions["berth"].jobs
+        return run_job(store, job_definitions(self.settings), kind, options, show_result=True)
 
     def skopeo_copy(self, repository: str, tag: str) -> None:
         cert_dir = self.root / "certs.d"
@@ -83,10 +78,6 @@ class Life:
             capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
-
-
-def _logs(job: JobRecord) -> str:
-    return "\n".join(f"[{s.name}: {s.status}]\n{s.log}" for s in job.steps)
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +105,7 @@ def life(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Life]:
         client = docker_client(settings.docker_host, timeout=30)
         life = Life(settings, app, client, root)
         setup = life.run("setup", {"confirm": True})
-        assert setup.status == "succeeded", _logs(setup)
+        assert setup.status == "succeeded", job_logs(setup)
         life.settings = settings = Settings.from_env(environment)  # now BERTH_REGISTRY_CA finds the new CA
         life.app = make_app(settings)
         base, big = layer("base", 300_000), [layer(f"own-{i}", 100_000 + 20_000 * i) for i in range(3)]
@@ -202,7 +193,7 @@ def test_gc_frees_exactly_the_deleted_images_own_blobs(life: Life) -> None:
     finally:
         traffic.stop.set()
         traffic.join()
-    assert job.status == "succeeded", _logs(job)
+    assert job.status == "succeeded", job_logs(job)
     after = blob_usage(life.settings.nfs_path)
     own = {d: s for d, s in life.images["app1"].blobs.items() if d not in life.images["app2"].blobs}
     assert before.blob_bytes - after.blob_bytes == sum(own.values()) == job.result["bytes_freed"]
@@ -237,17 +228,17 @@ def test_gc_killed_halfway_puts_the_registry_back(life: Life) -> None:
     killer.start()
     job = life.run("gc", {"dry_run": False, "delete_untagged": False})
     killer.join(5)
-    assert killed and job.status == "failed", _logs(job)
+    assert killed and job.status == "failed", job_logs(job)
     assert "removed before it finished" in job.error
     assert maintenance.config_reference(find_service(life.client, SERVICE)).name == original
-    assert "read-write" in _logs(job)
+    assert "read-write" in job_logs(job)
     with life.session() as s:
         assert s.post(f"{life.settings.registry_url}/v2/life/probe/blobs/uploads/", timeout=5).status_code == 202
 
 
 def test_retention_deletes_what_the_dry_run_listed_and_never_a_running_image(life: Life) -> None:
     dry = life.run("retention", {"dry_run": True})
-    assert dry.status == "succeeded", _logs(dry)
+    assert dry.status == "succeeded", job_logs(dry)
     planned = {(d["repository"], d["digest"]) for d in dry.result["plan"]["delete"]}
     kept = {d["digest"]: d["reason"] for d in dry.result["plan"]["keep"]}
     assert planned == {("life/other", life.images["other"].digest)}
@@ -257,7 +248,7 @@ def test_retention_deletes_what_the_dry_run_listed_and_never_a_running_image(lif
     page = web.get(f"/retention?job={dry.id}").get_data(as_text=True)
     assert "life/other@" in page and "a service on the Swarm runs it" in page
     applied = life.run("retention", {"dry_run": False, "plan_job": dry.id})
-    assert applied.status == "succeeded", _logs(applied)
+    assert applied.status == "succeeded", job_logs(applied)
     assert {(d["repository"], d["digest"]) for d in applied.result["deleted"]} == planned
     with life.session() as s:
         assert pull(s, life.settings.registry_url, "life/app", "2") == life.images["app2"].digest

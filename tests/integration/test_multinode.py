@@ -34,7 +34,6 @@ from berth.config import Settings
 from berth.db import Database
 from berth.errors import BerthError
 from berth.jobs.kinds import job_definitions
-from berth.jobs.runner import JobRunner
 from berth.jobs.store import JobRecord, JobStore
 from berth.registry.client import RegistryClient
 from berth.swarm.inspect import docker_client, find_service
@@ -45,7 +44,7 @@ from berth.tls.certs import fingerprint, served_certificate
 from berth.tls.issue import create_ca, issue_server_certificate, load_ca, write_private
 from devstack.nodes import set_storage
 from devstack.ports import free_port
-from tests.helpers import AuthActions, make_app, need, running_devstack
+from tests.helpers import AuthActions, job_logs, make_app, need, run_job, running_devstack
 
 NODES = 3
 # A seeded image (devstack pushes it before setup turns auth on; the self-test image is deleted after setup).
@@ -76,12 +75,7 @@ class Cluster:
 
     def run(self, kind: str, options: dict | None = None, settings: Settings | None = None) -> JobRecord:
         """Queue and run one job of ``kind`` to its end (with other ``settings``); print its duration."""
-        kinds = job_definitions(settings or self.settings)
-        self.store.create(kinds[kind], "alice", "127.0.0.1", options or {})
-        job = JobRunner(self.store, lambda: kinds).run(self.store.claim("test"))
-        error = f" ({job.error})" if job.error else ""
-        print(f"\n[figures] {kind} job: {job.status} in {job.duration_seconds:.1f} s{error}")
-        return job
+        return run_job(self.store, job_definitions(settings or self.settings), kind, options)
 
     def task_nodes(self) -> list[str]:
         """Hostnames of the nodes running a registry task now."""
@@ -205,10 +199,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             client.close()
 
 
-def _logs(job: JobRecord) -> str:
-    return "\n".join(f"[{s.name}: {s.status}]\n{s.log}" for s in job.steps)
-
-
 def test_devstack_nodes_are_separate(cluster: Cluster) -> None:
     nodes = cluster.client.api.nodes()
     assert sorted(n["Description"]["Hostname"] for n in nodes) == [f"node{i}" for i in range(1, NODES + 1)]
@@ -220,7 +210,7 @@ def test_devstack_nodes_are_separate(cluster: Cluster) -> None:
 def test_setup_with_two_replicas(cluster: Cluster) -> None:
     assert cluster.settings.registry_replicas == 2
     job = cluster.run("setup", {"confirm": True})  # the devstack registry is open: setup turns auth on
-    assert job.status == "succeeded", _logs(job)
+    assert job.status == "succeeded", job_logs(job)
     spec = find_service(cluster.client, cluster.settings.swarm_service)["Spec"]
     assert spec["Mode"] == {"Replicated": {"Replicas": 2}}
     assert spec["TaskTemplate"]["Placement"]["MaxReplicas"] == 1
@@ -229,7 +219,7 @@ def test_setup_with_two_replicas(cluster: Cluster) -> None:
     assert len(running) == 2 and len(set(running)) == 2
     assert cluster.skopeo().startswith("sha256:")  # a seeded image pulls, through Berth's tokens
     again = cluster.run("setup")
-    assert again.status == "succeeded" and again.result["changed"] == [], _logs(again)
+    assert again.status == "succeeded" and again.result["changed"] == [], job_logs(again)
 
 
 def test_no_pull_fails_during_rotate_certs(cluster: Cluster) -> None:
@@ -244,7 +234,7 @@ def test_no_pull_fails_during_rotate_certs(cluster: Cluster) -> None:
         puller.stop.set()
         puller.join(timeout=30)
     print(puller.report("pulls through the balancer during rotate-certs on 2 replicas"))
-    assert job.status == "succeeded", _logs(job)
+    assert job.status == "succeeded", job_logs(job)
     assert puller.pulls >= 20
     # 0 failed pulls. A first try may still meet a replica closing its listener with a connection
     # queued (reset inside the TLS handshake): the client tries once more after 0.1 s (counted apart).
@@ -316,7 +306,7 @@ def test_distribute_ca_fixes_a_node_without_the_ca(cluster: Cluster) -> None:
     assert not reports["node2"].ca.ok and "missing" in reports["node2"].ca.findings[0].message
     assert reports["node1"].ca.ok
     job = cluster.run("distribute-ca")
-    assert job.status == "succeeded", _logs(job)
+    assert job.status == "succeeded", job_logs(job)
     assert job.result["nodes"] == {f"node{i}": True for i in range(1, NODES + 1)}
     assert node_ca.read_bytes() == (cluster.settings.ca_dir / "ca.crt").read_bytes()
     assert _check(cluster)["node2"].ca.ok
@@ -345,8 +335,8 @@ def test_a_failed_roll_onto_the_new_ca_puts_the_old_one_back(cluster: Cluster) -
     settings = cluster.settings
     old = _ca_fingerprint(cluster)
     job = cluster.run("rotate-ca", settings=settings.replace(swarm_converge_timeout=0.5))
-    assert job.status == "failed", _logs(job)
-    assert "stays staged: run rotate-ca again" in _logs(job)
+    assert job.status == "failed", job_logs(job)
+    assert "stays staged: run rotate-ca again" in job_logs(job)
     state = Authority(settings.ca_dir).state()
     assert state is not None and state.phase == "trusted" and state.old == old
     assert _certs_in(settings.ca_dir / "ca.crt") == [old, state.new]  # the old CA issues; Berth verifies either
@@ -354,7 +344,7 @@ def test_a_failed_roll_onto_the_new_ca_puts_the_old_one_back(cluster: Cluster) -
     only_old.write_bytes(x509.load_pem_x509_certificates((settings.ca_dir / "ca.crt").read_bytes())[0].public_bytes(
         serialization.Encoding.PEM))  # fmt: skip
     handshakes = [served_certificate(settings.registry_url, only_old) for _ in range(6)]  # every replica, round-robin
-    assert all(h.verified for h in handshakes), [h.error for h in handshakes if not h.verified] + [_logs(job)]
+    assert all(h.verified for h in handshakes), [h.error for h in handshakes if not h.verified] + [job_logs(job)]
     assert cluster.skopeo().startswith("sha256:")
 
 
@@ -372,18 +362,18 @@ def test_rotate_ca_with_overlap_and_no_failed_pull(cluster: Cluster) -> None:
     try:
         time.sleep(1.0)  # a baseline before the rotation starts
         overlap = cluster.run("rotate-ca")
-        assert overlap.status == "succeeded", _logs(overlap)
-        assert "Resuming the CA rotation" in _logs(overlap) and overlap.result["ca"]["new"] == staged.new
+        assert overlap.status == "succeeded", job_logs(overlap)
+        assert "Resuming the CA rotation" in job_logs(overlap) and overlap.result["ca"]["new"] == staged.new
         assert overlap.result["ca"]["phase"] == "overlap"
         assert all(_certs_in(path) == [staged.new, old] for path in node_ca.values())
         assert _certs_in(settings.ca_dir / "ca.crt") == [staged.new, old]
         trust = _trust_page(cluster)
         assert "The CA is being replaced" in trust and staged.new in trust and old in trust
         waiting = cluster.run("rotate-ca")  # no confirm, grace period not over: nothing changes
-        assert waiting.status == "succeeded" and "stays trusted until" in _logs(waiting), _logs(waiting)
+        assert waiting.status == "succeeded" and "stays trusted until" in job_logs(waiting), job_logs(waiting)
         assert all(_certs_in(path) == [staged.new, old] for path in node_ca.values())
         done = cluster.run("rotate-ca", {"confirm": True})
-        assert done.status == "succeeded", _logs(done)
+        assert done.status == "succeeded", job_logs(done)
         time.sleep(1.0)
     finally:
         puller.stop.set()

@@ -11,14 +11,19 @@ from berth.tls.issue import create_ca
 from tests.helpers import make_app
 
 
-def trust_page(settings) -> tuple[str, str]:
-    create_ca(settings.ca_dir, hostnames=("registry.pure.lab.com",))
+def as_dave(settings):
+    """A test client of a fresh app, logged in as the developer dave."""
     app = make_app(settings)
     record = app.extensions["berth"].sessions.create("dave", "uid=dave", "Dave", Role.DEVELOPER, "127.0.0.1")
     client = app.test_client()
     with client.session_transaction() as session:
         session["_user_id"] = record.id
-    body = client.get("/trust").get_data(as_text=True)
+    return client
+
+
+def trust_page(settings) -> tuple[str, str]:
+    create_ca(settings.ca_dir, hostnames=("registry.pure.lab.com",))
+    body = as_dave(settings).get("/trust").get_data(as_text=True)
     return body, (settings.ca_dir / "ca.crt").read_text()
 
 
@@ -70,11 +75,7 @@ def test_during_a_ca_rotation_the_page_shows_both_cas_and_ca_crt_holds_both(offl
     state = authority.stage(("registry.pure.lab.com",))
     authority.trust_both()
     authority.issue_from_new()
-    app = make_app(offline_settings)
-    record = app.extensions["berth"].sessions.create("dave", "uid=dave", "Dave", Role.DEVELOPER, "127.0.0.1")
-    client = app.test_client()
-    with client.session_transaction() as session:
-        session["_user_id"] = record.id
+    client = as_dave(offline_settings)
     body = client.get("/trust").get_data(as_text=True)
     assert "The CA is being replaced" in body and state.old in body and state.new in body
     served = client.get("/ca.crt").get_data()
